@@ -1,0 +1,245 @@
+// Package measurements is reachprobe's data model and its storage: runs,
+// the observations a run makes, and how both are kept in SQLite.
+//
+// It is not where observations are made (that is probes) nor where they are
+// judged (that is analysis); it imports nothing of ours, so both can build
+// on it.
+package measurements
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Step names the kind of network operation an observation records.
+type Step string
+
+// The steps a run performs, in the order a target is measured.
+const (
+	StepDNS  Step = "dns"  // one lookup of one name by one engine
+	StepTCP  Step = "tcp"  // one TCP connect to one address and port
+	StepTLS  Step = "tls"  // one TLS handshake over TCP
+	StepQUIC Step = "quic" // one QUIC handshake over UDP
+	StepUDP  Step = "udp"  // one STUN binding exchange over UDP
+)
+
+// Steps lists every Step, for validation and iteration.
+var Steps = []Step{StepDNS, StepTCP, StepTLS, StepQUIC, StepUDP}
+
+// Groups of targets in a catalog.
+const (
+	GroupPush     = "push"     // Apple Push Notification service
+	GroupIdentity = "identity" // IDS and Apple ID, behind iMessage and FaceTime
+	GroupCall     = "call"     // FaceTime relays
+	GroupQUIC     = "quic"     // QUIC endpoints
+	GroupControl  = "control"  // non-Apple hosts that tell an outage from a block
+)
+
+// Groups lists every group, in the order reports show them.
+var Groups = []string{GroupPush, GroupIdentity, GroupCall, GroupQUIC, GroupControl}
+
+// Skip reasons: why a step was recorded without being attempted.
+const (
+	// SkipNoIPv6Route: the probe's host has no route to IPv6 destinations,
+	// so an IPv6 address says nothing about the target.
+	SkipNoIPv6Route = "no_ipv6_route"
+	// SkipBogon: the address is private, loopback or otherwise not routable
+	// on the internet and lies outside the target's expected networks; the
+	// probe does not connect to it (it could be a device on the user's LAN).
+	SkipBogon = "bogon_address"
+)
+
+// Observation is one network step, failure included. A failed step is data,
+// not an error: Failure and Operation say what went wrong and where.
+type Observation struct {
+	ID      int64 // assigned by the store
+	RunID   int64 // the run that made it
+	Step    Step
+	Group   string // catalog group of the target
+	Target  string // catalog name of the target
+	Host    string // the name resolved or connected to
+	Address string // IP address, empty for a DNS lookup
+	Port    int    // 0 for a DNS lookup
+	// Transport is "tcp" or "udp" for the connection the step used.
+	Transport string
+	// Repeat counts repetitions of the run's measurements, from 0.
+	Repeat int
+	// Control is true when the step is a control measurement: an encrypted
+	// DNS lookup or a TLS handshake with the control server name (SNI swap).
+	Control bool
+
+	Started  time.Time     // wall clock when the step began (UTC)
+	Duration time.Duration // how long the step took
+
+	// Failure is empty on success, otherwise a string of OONI's failure
+	// vocabulary such as "generic_timeout_error" or "connection_reset".
+	Failure string
+	// Operation is the operation that failed ("resolve", "connect",
+	// "tls_handshake", "quic_handshake", "read", "write"), empty on success.
+	Operation string
+	// Skipped, when set, says why the step was not attempted (Skip*
+	// constants); Failure is then empty.
+	Skipped string
+
+	// Exactly one of the following is set, matching Step.
+	DNS  *DNSDetails  `json:",omitempty"`
+	TCP  *TCPDetails  `json:",omitempty"`
+	TLS  *TLSDetails  `json:",omitempty"` // for StepTLS and StepQUIC
+	STUN *STUNDetails `json:",omitempty"`
+}
+
+// Succeeded reports whether the step was attempted and did not fail.
+func (o *Observation) Succeeded() bool { return o.Failure == "" && o.Skipped == "" }
+
+// DNS engines.
+const (
+	EngineSystem = "system" // the resolver applications use
+	EngineUDP    = "udp"    // plain DNS over UDP to the configured nameserver
+	EngineTCP    = "tcp"    // plain DNS over TCP (after truncation)
+	EngineDoH    = "doh"    // DNS over HTTPS, the encrypted control
+)
+
+// DNSDetails records one lookup.
+type DNSDetails struct {
+	Engine    string `json:"engine"`   // Engine* constants
+	Resolver  string `json:"resolver"` // nameserver address or DoH URL; "" for system
+	QueryType string `json:"query_type"`
+	// TransactionID is the DNS message ID, 0 when the engine hides it.
+	TransactionID uint16 `json:"transaction_id,omitempty"`
+	// Rcode is the response code name ("NOERROR", "NXDOMAIN", ...); empty
+	// when no response arrived or the engine does not expose it.
+	Rcode     string      `json:"rcode,omitempty"`
+	Truncated bool        `json:"truncated,omitempty"`
+	Answers   []DNSAnswer `json:"answers,omitempty"`
+	// CNAMEs is the chain of canonical names followed from the query name.
+	CNAMEs []string `json:"cnames,omitempty"`
+	// Late holds further responses to the same query that arrived within
+	// the listening window after the first one; on-path injectors race the
+	// real resolver, so two responses to one query are a signature.
+	Late []DNSResponse `json:"late,omitempty"`
+	// RawResponse is the first response in wire format, when there was one.
+	RawResponse []byte `json:"raw_response,omitempty"`
+}
+
+// DNSResponse is one response to a query, as received.
+type DNSResponse struct {
+	Rcode   string        `json:"rcode"`
+	Answers []DNSAnswer   `json:"answers,omitempty"`
+	Delay   time.Duration `json:"delay"` // after the query was sent
+	Raw     []byte        `json:"raw,omitempty"`
+}
+
+// DNSAnswer is one resource record of an answer section.
+type DNSAnswer struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // "A", "AAAA", "CNAME"
+	// Data is the address for A and AAAA, the target name for CNAME.
+	Data string `json:"data"`
+	TTL  uint32 `json:"ttl"`
+}
+
+// TCPDetails records one connect. The interesting facts (address, port,
+// failure, timing) live in the Observation; LocalFamily is kept for
+// analysis of address-family problems.
+type TCPDetails struct {
+	Family string `json:"family"` // "ipv4" or "ipv6"
+}
+
+// TLSDetails records one TLS handshake, over TCP or (QUIC) over UDP.
+type TLSDetails struct {
+	Network    string   `json:"network"` // "tcp" or "udp" (QUIC)
+	ServerName string   `json:"server_name"`
+	ALPN       []string `json:"alpn,omitempty"`
+	// ClientHello names the client fingerprint presented, e.g. "iOS_14".
+	ClientHello        string `json:"client_hello,omitempty"`
+	NegotiatedProtocol string `json:"negotiated_protocol,omitempty"`
+	TLSVersion         string `json:"tls_version,omitempty"`  // "TLSv1.3"
+	CipherSuite        string `json:"cipher_suite,omitempty"` // IANA name
+	// PeerCertificates is the chain the peer sent, leaf first, DER.
+	PeerCertificates [][]byte `json:"peer_certificates,omitempty"`
+	// Verified reports whether the chain verified against the system roots
+	// plus any extra roots, for ServerName. VerifyFailure says why not.
+	Verified      bool   `json:"verified"`
+	VerifyFailure string `json:"verify_failure,omitempty"`
+}
+
+// STUNDetails records one STUN binding exchange (RFC 5389).
+type STUNDetails struct {
+	TransactionID []byte `json:"transaction_id"`
+	// ExpectAnswer copies the catalog: whether this endpoint is known to
+	// answer STUN, without which silence proves nothing.
+	ExpectAnswer bool   `json:"expect_answer"`
+	Attempts     int    `json:"attempts"`        // requests sent (retransmissions)
+	Responded    bool   `json:"responded"`       // a response with our transaction ID arrived
+	Class        string `json:"class,omitempty"` // "success" or "error"
+	// MappedAddressSeen says the response carried the probe's public
+	// address; the address itself is never stored.
+	MappedAddressSeen bool `json:"mapped_address_seen,omitempty"`
+	// ResponseBytes is the size of the first valid response.
+	ResponseBytes int `json:"response_bytes,omitempty"`
+}
+
+// Run statuses.
+const (
+	RunRunning     = "running"     // in progress, or crashed before it could say
+	RunComplete    = "complete"    // every planned step finished
+	RunInterrupted = "interrupted" // stopped by a signal or found unfinished later
+	RunFailed      = "failed"      // could not measure (e.g. the run deadline passed with steps pending)
+)
+
+// Run is one invocation of "reachprobe run".
+type Run struct {
+	ID              int64
+	Started         time.Time
+	Ended           time.Time // zero while running
+	Status          string
+	SoftwareVersion string
+	CatalogDigest   string // hex SHA-256 of the catalog file's bytes
+	CatalogName     string // "default" or the --targets path's base name
+	Observations    int    // count, filled by queries that list runs
+}
+
+// Target is one entry of a catalog: a host and how to measure it. The
+// probes package parses catalogs into Targets; analysis reads them to know
+// what was expected (networks, whether a UDP endpoint answers STUN).
+type Target struct {
+	Name  string // unique within the catalog
+	Group string // one of Groups
+	Host  string // the name resolved and connected to
+	Ports []int
+	// Transports lists the steps to run after DNS: "tcp", "tls", "quic",
+	// "udp" (a STUN binding request).
+	Transports []string
+	// ServerName is the TLS server name; Host when the catalog omits it.
+	ServerName string
+	// ControlServerName is the server name of the SNI swap: the same
+	// address and port, a name a censor has no reason to block.
+	ControlServerName string
+	ALPN              []string
+	// Networks are the prefixes the host's addresses are expected in. An
+	// address inside them is never skipped as a bogon.
+	Networks []netip.Prefix
+	// STUNAnswers says the UDP endpoints are known to answer a STUN
+	// binding request, so their silence is evidence.
+	STUNAnswers bool
+	// Line is the line of the catalog file where the target starts.
+	Line int
+}
+
+// Has reports whether the target is measured over transport.
+func (t *Target) Has(transport string) bool {
+	for _, tr := range t.Transports {
+		if tr == transport {
+			return true
+		}
+	}
+	return false
+}
+
+// Catalog is the list of targets a run measures and where it came from.
+type Catalog struct {
+	Name    string // "default" or the file's path
+	Digest  string // hex SHA-256 of the file's bytes
+	Text    []byte // the file as read, so a run can be re-analysed later
+	Targets []Target
+}

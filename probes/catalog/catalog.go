@@ -1,0 +1,294 @@
+// Package catalog reads reachprobe's target catalogs: the list of hosts a
+// run measures, how (ports, transports, TLS server name, ALPN) and where
+// their addresses are expected to be.
+//
+// # Format
+//
+// A catalog is a text file of stanzas. Blank lines and lines starting with
+// '#' are ignored. A stanza starts with "[target NAME]" and holds
+// "key = value" lines; lists are comma-separated:
+//
+//	[target courier-1]
+//	group       = push
+//	host        = 1-courier.push.apple.com
+//	ports       = 5223, 443
+//	transports  = tcp, tls
+//	server_name = courier.push.apple.com
+//	alpn        = apns-security-v3
+//	networks    = 17.0.0.0/8, 2620:149:a44::/48
+//
+// Keys: group (push, identity, call, quic, control; required), host
+// (required), ports (required), transports (tcp, tls, quic, udp; required),
+// server_name (default: host), control_server_name (the SNI swap's name;
+// default DefaultControlServerName), alpn, networks (CIDR prefixes),
+// stun_answers (true or false; default false). An error names the file, the
+// line and the key.
+//
+// The default catalog is embedded in the binary (default.catalog). This
+// package does not measure anything.
+package catalog
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/reachprobe/reachprobe/measurements"
+)
+
+// DefaultControlServerName is the server name of the SNI swap when a target
+// does not name one: a reserved name no censor has a reason to block.
+const DefaultControlServerName = "www.example.com"
+
+// DefaultName is the Catalog.Name of the embedded catalog.
+const DefaultName = "default"
+
+//go:embed default.catalog
+var defaultText []byte
+
+// Transports a target may list.
+var validTransports = []string{"tcp", "tls", "quic", "udp"}
+
+// Default returns the embedded default catalog.
+func Default() (measurements.Catalog, error) {
+	return Parse(DefaultName, defaultText)
+}
+
+// Load reads and parses the catalog file at path.
+func Load(path string) (measurements.Catalog, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return measurements.Catalog{}, fmt.Errorf("reading catalog: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Error is a problem in a catalog file, with where it is.
+type Error struct {
+	File string
+	Line int
+	Key  string // empty when the problem is not about one key
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Key != "" {
+		return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// Parse parses a catalog's bytes; name is used in errors and as the
+// catalog's name.
+func Parse(name string, text []byte) (measurements.Catalog, error) {
+	cat := measurements.Catalog{Name: name, Text: text}
+	sum := sha256.Sum256(text)
+	cat.Digest = hex.EncodeToString(sum[:])
+
+	var cur *measurements.Target
+	seenKeys := map[string]int{}
+	names := map[string]int{}
+	finish := func() error {
+		if cur == nil {
+			return nil
+		}
+		if err := validate(name, cur, seenKeys); err != nil {
+			return err
+		}
+		cat.Targets = append(cat.Targets, *cur)
+		return nil
+	}
+	for i, raw := range bytes.Split(text, []byte("\n")) {
+		lineNo := i + 1
+		line := strings.TrimSpace(string(raw))
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "[") {
+			if err := finish(); err != nil {
+				return cat, err
+			}
+			tname, err := parseHeader(line)
+			if err != nil {
+				return cat, &Error{File: name, Line: lineNo, Msg: err.Error()}
+			}
+			if prev, dup := names[tname]; dup {
+				return cat, &Error{File: name, Line: lineNo, Msg: fmt.Sprintf("target %q already defined at line %d", tname, prev)}
+			}
+			names[tname] = lineNo
+			cur = &measurements.Target{Name: tname, Line: lineNo}
+			seenKeys = map[string]int{}
+			continue
+		}
+		key, value, ok := strings.Cut(line, "=")
+		if !ok {
+			return cat, &Error{File: name, Line: lineNo, Msg: fmt.Sprintf("expected \"key = value\" or \"[target NAME]\", got %q", line)}
+		}
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if cur == nil {
+			return cat, &Error{File: name, Line: lineNo, Key: key, Msg: "key outside a [target NAME] stanza"}
+		}
+		if prev, dup := seenKeys[key]; dup {
+			return cat, &Error{File: name, Line: lineNo, Key: key, Msg: fmt.Sprintf("already set at line %d", prev)}
+		}
+		seenKeys[key] = lineNo
+		if err := setKey(cur, key, value); err != nil {
+			return cat, &Error{File: name, Line: lineNo, Key: key, Msg: err.Error()}
+		}
+	}
+	if err := finish(); err != nil {
+		return cat, err
+	}
+	if len(cat.Targets) == 0 {
+		return cat, &Error{File: name, Line: 1, Msg: "no [target NAME] stanza: the catalog is empty"}
+	}
+	return cat, nil
+}
+
+func parseHeader(line string) (string, error) {
+	if !strings.HasSuffix(line, "]") {
+		return "", fmt.Errorf("unterminated stanza header %q", line)
+	}
+	inner := strings.Fields(line[1 : len(line)-1])
+	if len(inner) != 2 || inner[0] != "target" {
+		return "", fmt.Errorf("stanza header must be \"[target NAME]\", got %q", line)
+	}
+	name := inner[1]
+	for _, r := range name {
+		if !(r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return "", fmt.Errorf("target name %q: only letters, digits, '-', '_' and '.' are allowed", name)
+		}
+	}
+	return name, nil
+}
+
+func setKey(t *measurements.Target, key, value string) error {
+	if value == "" {
+		return fmt.Errorf("empty value")
+	}
+	switch key {
+	case "group":
+		if !slices.Contains(measurements.Groups, value) {
+			return fmt.Errorf("%q is not a group (want one of %s)", value, strings.Join(measurements.Groups, ", "))
+		}
+		t.Group = value
+	case "host":
+		if err := checkHostname(value); err != nil {
+			return err
+		}
+		t.Host = value
+	case "server_name":
+		if err := checkHostname(value); err != nil {
+			return err
+		}
+		t.ServerName = value
+	case "control_server_name":
+		if err := checkHostname(value); err != nil {
+			return err
+		}
+		t.ControlServerName = value
+	case "ports":
+		for _, f := range splitList(value) {
+			p, err := strconv.Atoi(f)
+			if err != nil || p < 1 || p > 65535 {
+				return fmt.Errorf("%q is not a port (1-65535)", f)
+			}
+			if slices.Contains(t.Ports, p) {
+				return fmt.Errorf("port %d listed twice", p)
+			}
+			t.Ports = append(t.Ports, p)
+		}
+	case "transports":
+		for _, f := range splitList(value) {
+			if !slices.Contains(validTransports, f) {
+				return fmt.Errorf("%q is not a transport (want %s)", f, strings.Join(validTransports, ", "))
+			}
+			if !slices.Contains(t.Transports, f) {
+				t.Transports = append(t.Transports, f)
+			}
+		}
+	case "alpn":
+		for _, f := range splitList(value) {
+			if len(f) > 255 {
+				return fmt.Errorf("ALPN protocol %.20q... is longer than 255 bytes", f)
+			}
+			t.ALPN = append(t.ALPN, f)
+		}
+	case "networks":
+		for _, f := range splitList(value) {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return fmt.Errorf("%q is not a CIDR prefix", f)
+			}
+			t.Networks = append(t.Networks, p.Masked())
+		}
+	case "stun_answers":
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", value)
+		}
+		t.STUNAnswers = b
+	default:
+		return fmt.Errorf("unknown key (want group, host, ports, transports, server_name, control_server_name, alpn, networks, stun_answers)")
+	}
+	return nil
+}
+
+// validate checks a finished stanza for required keys and fills defaults.
+func validate(file string, t *measurements.Target, seen map[string]int) error {
+	for _, key := range []string{"group", "host", "ports", "transports"} {
+		if _, ok := seen[key]; !ok {
+			return &Error{File: file, Line: t.Line, Key: key, Msg: fmt.Sprintf("target %q: required key missing", t.Name)}
+		}
+	}
+	if t.ServerName == "" {
+		t.ServerName = t.Host
+	}
+	if t.ControlServerName == "" {
+		t.ControlServerName = DefaultControlServerName
+	}
+	if line, ok := seen["stun_answers"]; ok && !t.Has("udp") {
+		return &Error{File: file, Line: line, Key: "stun_answers", Msg: "set on a target without the udp transport"}
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// checkHostname accepts DNS names (LDH labels, optional trailing dot) and
+// rejects anything else, IP literals included: the probe resolves targets.
+func checkHostname(s string) error {
+	name := strings.TrimSuffix(s, ".")
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("%q is not a host name", s)
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return fmt.Errorf("%q is an IP address; a target is a host name", s)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q is not a host name (bad label %q)", s, label)
+		}
+		for _, r := range label {
+			if !(r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+				return fmt.Errorf("%q is not a host name (character %q)", s, r)
+			}
+		}
+	}
+	return nil
+}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"regexp"
 	"strings"
@@ -179,21 +180,24 @@ func classifyText(s string) string {
 
 var (
 	ipv4Pattern = regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}\b`)
-	// ipv6Pattern is loose on purpose: anything with two or more colons
-	// between hex groups is treated as an address. A false match only
-	// hides text; a missed address would leak it.
-	ipv6Pattern = regexp.MustCompile(`\[?[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%[0-9A-Za-z]+)?\]?`)
+	// ipv6Candidate finds words that might be IPv6 addresses; each is
+	// checked with netip.ParseAddr, so times like 12:30:45 survive.
+	ipv6Candidate = regexp.MustCompile(`[0-9A-Za-z.%]*:[0-9A-Za-z:.%]*`)
 )
 
 // Scrub replaces every IPv4 and IPv6 address in s with "[scrubbed]", as
 // OONI does for free text.
 func Scrub(s string) string {
-	s = ipv4Pattern.ReplaceAllString(s, "[scrubbed]")
-	return ipv6Pattern.ReplaceAllStringFunc(s, func(m string) string {
-		// A run of colons with no hex digit ("::" in prose) is not an address.
-		if strings.Trim(m, ":[]") == "" {
+	s = ipv6Candidate.ReplaceAllStringFunc(s, func(m string) string {
+		core := strings.TrimRight(m, ":.")
+		if strings.Count(core, ":") < 2 {
 			return m
 		}
-		return "[scrubbed]"
+		if _, err := netip.ParseAddr(core); err != nil {
+			return m
+		}
+		return "[scrubbed]" + m[len(core):]
 	})
+	s = strings.ReplaceAll(s, "[[scrubbed]]", "[scrubbed]")
+	return ipv4Pattern.ReplaceAllString(s, "[scrubbed]")
 }

@@ -1,0 +1,49 @@
+# reachprobe's build, test and lab targets. The README's two set-up
+# commands are "make run" and "make test".
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BINARY   := reachprobe
+
+.PHONY: build run test lab bench fuzz golden vet clean
+
+# A static binary: no cgo, so it runs on any Linux of the same
+# architecture, a Raspberry Pi included (GOARCH=arm64 make build).
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/reachprobe
+
+# Builds, then measures the embedded default catalog from this network.
+run: build
+	./$(BINARY) run
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+# Every unit, loopback and end-to-end test, with the race detector.
+test: vet
+	$(GO) test -race -count=1 ./...
+
+# The censorship lab: network namespaces, needs root, iproute2 and iptables.
+lab:
+	$(GO) test -count=1 -tags lab -v -run TestLab ./probes/lab/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# A short pass of every fuzz target.
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# Rewrites the analysis golden files; review the diff before committing.
+golden:
+	$(GO) test ./analysis -run TestGolden -update
+
+clean:
+	rm -f $(BINARY)

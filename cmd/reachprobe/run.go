@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/catalog"
+	"github.com/reachprobe/reachprobe/probes/dnsprobe"
+	"github.com/reachprobe/reachprobe/probes/runner"
+	"github.com/reachprobe/reachprobe/probes/tlsprobe"
+)
+
+// defaultDoH are the encrypted DNS controls: two operators, addressed by IP
+// literal so that DNS tampering cannot take the control down with the
+// target (both serve certificates valid for these addresses).
+var defaultDoH = []string{"https://1.1.1.1/dns-query", "https://8.8.8.8/dns-query"}
+
+// defaultResolvConf is where the plain DNS engine finds the nameservers
+// applications use.
+const defaultResolvConf = "/etc/resolv.conf"
+
+// repetitionBudget is the run deadline's share for one repetition when
+// --timeout is not given: DNS (about 5 s), a connect (5 s) and two
+// handshakes (10 s each) fit with room to spare for a slow link.
+const repetitionBudget = 2 * time.Minute
+
+// runOptions are the flags of "run".
+type runOptions struct {
+	targets       string
+	db            string
+	caFiles       listFlag
+	doh           listFlag
+	resolvConf    string
+	parallel      int
+	repeat        int
+	repeatSpacing time.Duration
+	timeout       time.Duration
+	verbose       bool
+	quiet         bool
+}
+
+func cmdRun(ctx context.Context, env *environ, args []string) error {
+	var o runOptions
+	fs := newFlagSet(env, "run", "[flags]",
+		"Measures every target of the catalog (DNS, TCP, TLS, QUIC, UDP) from this network and stores each\nobservation in the local database as it completes. Nothing is uploaded.")
+	fs.StringVar(&o.targets, "targets", "", "catalog `FILE` replacing the embedded default catalog")
+	fs.StringVar(&o.db, "db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
+	fs.Var(&o.caFiles, "ca-file", "PEM `FILE` of extra trusted roots, added to the system roots (repeatable)")
+	fs.Var(&o.doh, "control-doh", "DNS-over-HTTPS `URL` used as the encrypted DNS control (repeatable; default "+fmt.Sprint(defaultDoH)+")")
+	fs.StringVar(&o.resolvConf, "resolv-conf", defaultResolvConf, "resolv.conf `FILE` naming the nameservers of the plain DNS engine")
+	fs.IntVar(&o.parallel, "parallel", runner.DefaultParallel, "measurements in flight at once")
+	fs.IntVar(&o.repeat, "repeat", 1, "measure every target `N` times")
+	fs.DurationVar(&o.repeatSpacing, "repeat-spacing", runner.DefaultRepeatSpacing, "pause between repetitions (censors' residual blocks last 60-180s)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "deadline for the whole run (default 2m per repetition plus the spacing)")
+	fs.BoolVar(&o.verbose, "v", false, "print progress and the summary even when standard error is not a terminal")
+	fs.BoolVar(&o.quiet, "q", false, "print nothing but errors, even on a terminal")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("run: unexpected argument %q", fs.Arg(0))}
+	}
+	if o.parallel < 1 || o.repeat < 1 || o.repeatSpacing < 0 || o.timeout < 0 {
+		return usageError{errors.New("run: --parallel and --repeat must be at least 1, --repeat-spacing and --timeout not negative")}
+	}
+
+	cat, err := loadCatalog(o.targets)
+	if err != nil {
+		return err
+	}
+	roots, err := tlsprobe.LoadRoots(o.caFiles...)
+	if err != nil {
+		return usageError{err}
+	}
+	resolver, err := newResolver(o.resolvConf, env)
+	if err != nil {
+		return err
+	}
+	resolver.RootCAs = roots
+	doh := []string(o.doh)
+	if len(doh) == 0 {
+		doh = defaultDoH
+	}
+
+	store, err := openStore(ctx, env, o.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if _, err := store.MarkUnfinishedRuns(ctx, time.Now().UTC()); err != nil {
+		return dbError{err}
+	}
+
+	runID, err := store.BeginRun(ctx, measurements.Run{
+		Started: time.Now().UTC(), Status: measurements.RunRunning, SoftwareVersion: version,
+		CatalogDigest: cat.Digest, CatalogName: cat.Name,
+	}, cat)
+	if err != nil {
+		return dbError{err}
+	}
+
+	timeout := o.timeout
+	if timeout == 0 {
+		timeout = time.Duration(o.repeat)*repetitionBudget + time.Duration(o.repeat-1)*o.repeatSpacing
+	}
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	runCtx, cancel := context.WithTimeout(sigCtx, timeout)
+	defer cancel()
+
+	spacing := o.repeatSpacing
+	if spacing == 0 {
+		spacing = -1 // the runner reads 0 as "default"
+	}
+	show := (env.stderrIsTerminal && !o.quiet) || o.verbose
+	prog := newProgressPrinter(env, show)
+	r := &runner.Runner{
+		Catalog: cat, Resolver: resolver, DoHURLs: doh, RootCAs: roots,
+		Parallel: o.parallel, Repeat: o.repeat, RepeatSpacing: spacing,
+		Recorder: store, RunID: runID, Progress: prog.update,
+	}
+	summary, runErr := r.Run(runCtx)
+	prog.done()
+
+	status := measurements.RunComplete
+	var result error
+	switch {
+	case errors.Is(runErr, runner.ErrRecord):
+		status, result = measurements.RunFailed, dbError{runErr}
+	case sigCtx.Err() != nil:
+		status, result = measurements.RunInterrupted, interruptedError{fmt.Errorf("run %d interrupted; the observations that finished are stored", runID)}
+	case runCtx.Err() != nil:
+		status, result = measurements.RunFailed, fmt.Errorf("run %d did not finish within %s; the observations that finished are stored", runID, timeout)
+	}
+	if err := store.EndRun(context.WithoutCancel(ctx), runID, status, time.Now().UTC()); err != nil && result == nil {
+		result = dbError{err}
+	}
+	if show && summary != nil {
+		printSummary(env, runID, status, summary)
+	}
+	return result
+}
+
+// loadCatalog returns the --targets catalog, or the embedded default.
+func loadCatalog(path string) (measurements.Catalog, error) {
+	if path == "" {
+		cat, err := catalog.Default()
+		if err != nil {
+			return cat, fmt.Errorf("embedded catalog: %w", err)
+		}
+		return cat, nil
+	}
+	cat, err := catalog.Load(path)
+	if err != nil {
+		return cat, usageError{err}
+	}
+	return cat, nil
+}
+
+// newResolver builds the DNS engines. With the default resolv.conf the
+// system engine is Go's resolver as applications in this binary see it; a
+// different file (a test or a lab) points the system engine at the file's
+// first nameserver too, so one file steers all plain DNS.
+func newResolver(path string, env *environ) (*dnsprobe.Resolver, error) {
+	servers, err := dnsprobe.ReadResolvConf(path)
+	if err != nil {
+		if path != defaultResolvConf {
+			return nil, usageError{err}
+		}
+		// A host without resolv.conf still has a system resolver; the
+		// plain engine has nothing to query and is left out.
+		fmt.Fprintf(env.stderr, "reachprobe: %v; plain DNS is not measured\n", err)
+		return &dnsprobe.Resolver{}, nil
+	}
+	r := &dnsprobe.Resolver{Nameservers: servers}
+	if path != defaultResolvConf {
+		first := servers[0]
+		r.System = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, first)
+		}}
+	}
+	return r, nil
+}
+
+// defaultDBPath is $XDG_DATA_HOME/reachprobe/reachprobe.db, with the XDG
+// fallback of ~/.local/share.
+func defaultDBPath(env *environ) (string, error) {
+	dir := env.getenv("XDG_DATA_HOME")
+	if dir == "" || !filepath.IsAbs(dir) {
+		home := env.getenv("HOME")
+		if home == "" {
+			return "", usageError{errors.New("neither XDG_DATA_HOME nor HOME is set: give the database with --db")}
+		}
+		dir = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(dir, "reachprobe", "reachprobe.db"), nil
+}
+
+func openStore(ctx context.Context, env *environ, path string) (*measurements.Store, error) {
+	if path == "" {
+		var err error
+		if path, err = defaultDBPath(env); err != nil {
+			return nil, err
+		}
+	}
+	s, err := measurements.Open(ctx, path)
+	if err != nil {
+		return nil, dbError{err}
+	}
+	return s, nil
+}
+
+// progressPrinter draws one status line on a terminal, or one line per
+// target finished when asked for progress off a terminal.
+type progressPrinter struct {
+	env  *environ
+	show bool
+	mu   sync.Mutex
+	last time.Time
+	line bool
+}
+
+// progressInterval limits redraws so a fast run does not flood a slow
+// terminal.
+const progressInterval = 100 * time.Millisecond
+
+func newProgressPrinter(env *environ, show bool) *progressPrinter {
+	return &progressPrinter{env: env, show: show}
+}
+
+func (p *progressPrinter) update(pr runner.Progress) {
+	if !p.show {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.last) < progressInterval {
+		return
+	}
+	p.last = time.Now()
+	if p.env.stderrIsTerminal {
+		fmt.Fprintf(p.env.stderr, "\r\033[Kmeasuring: repetition %d, targets %d/%d done, %d observations", pr.Repeat+1, pr.TargetsDone, pr.Targets, pr.Observations)
+		p.line = true
+		return
+	}
+	fmt.Fprintf(p.env.stderr, "measuring: repetition %d, targets %d/%d done, %d observations\n", pr.Repeat+1, pr.TargetsDone, pr.Targets, pr.Observations)
+}
+
+func (p *progressPrinter) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.line {
+		fmt.Fprint(p.env.stderr, "\r\033[K")
+	}
+}
+
+func printSummary(env *environ, runID int64, status string, s *runner.Summary) {
+	w := env.stdout
+	fmt.Fprintf(w, "run %d %s\n", runID, status)
+	for _, name := range s.GroupNames() {
+		g := s.Groups[name]
+		fmt.Fprintf(w, "  %-9s %d/%d endpoints reachable, %d/%d lookups answered\n", name, g.Reachable, g.Measured, g.Resolved, g.Lookups)
+		for _, f := range g.FirstFailures {
+			fmt.Fprintf(w, "            %s\n", f)
+		}
+	}
+	fmt.Fprintf(w, "stored in the local database; \"reachprobe show %d\" lists every observation\n", runID)
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/catalog"
+)
+
+func cmdList(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "list", "[flags]", "Lists the stored runs, newest first.")
+	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, env, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	runs, err := store.Runs(ctx)
+	if err != nil {
+		return dbError{err}
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(env.stdout, "no runs stored yet: \"reachprobe run\" makes one")
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSTARTED (UTC)\tDURATION\tSTATUS\tOBSERVATIONS\tCATALOG\tVERSION")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Started.Format(time.DateTime), runDuration(r), r.Status, r.Observations, r.CatalogName, r.SoftwareVersion)
+	}
+	return tw.Flush()
+}
+
+func runDuration(r measurements.Run) string {
+	if r.Ended.IsZero() {
+		return "-"
+	}
+	return r.Ended.Sub(r.Started).Round(100 * time.Millisecond).String()
+}
+
+func cmdShow(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "show", "RUN [flags]", "Shows one run and every observation it stored. RUN is a run number or \"latest\".")
+	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
+	asJSON := fs.Bool("json", false, "print the run and its observations as JSON")
+	if err := parseFlags(fs, interspersed(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{errors.New("show: give one RUN (a number or \"latest\")")}
+	}
+	store, err := openStore(ctx, env, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	run, err := lookupRun(ctx, store, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	obs, err := store.Observations(ctx, run.ID)
+	if err != nil {
+		return dbError{err}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Run          measurements.Run
+			Observations []measurements.Observation
+		}{run, obs})
+	}
+	fmt.Fprintf(env.stdout, "run %d  %s  started %s UTC  took %s  catalog %s  reachprobe %s\n\n",
+		run.ID, run.Status, run.Started.Format(time.DateTime), runDuration(run), run.CatalogName, run.SoftwareVersion)
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tTARGET\tSTEP\tDETAIL\tENDPOINT\tTIME\tRESULT")
+	for _, o := range obs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.Group, o.Target, o.Step, stepDetail(&o), endpoint(&o),
+			o.Duration.Round(time.Millisecond), result(&o))
+	}
+	return tw.Flush()
+}
+
+// interspersed moves flags after positional arguments to the front, so
+// "show 3 --json" works as well as "show --json 3".
+func interspersed(args []string) []string {
+	var flags, pos []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			flags = append(flags, a)
+		} else {
+			pos = append(pos, a)
+		}
+	}
+	return append(flags, pos...)
+}
+
+func lookupRun(ctx context.Context, store *measurements.Store, arg string) (measurements.Run, error) {
+	if arg == "latest" {
+		r, err := store.LatestRun(ctx)
+		if errors.Is(err, measurements.ErrNoRun) {
+			return r, usageError{errors.New("no runs stored yet")}
+		}
+		if err != nil {
+			return r, dbError{err}
+		}
+		return r, nil
+	}
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id < 1 {
+		return measurements.Run{}, usageError{fmt.Errorf("%q is not a run number", arg)}
+	}
+	r, err := store.Run(ctx, id)
+	if errors.Is(err, measurements.ErrNoRun) {
+		return r, usageError{fmt.Errorf("no run %d in the database (\"reachprobe list\" shows them)", id)}
+	}
+	if err != nil {
+		return r, dbError{err}
+	}
+	return r, nil
+}
+
+func stepDetail(o *measurements.Observation) string {
+	switch {
+	case o.DNS != nil:
+		d := o.DNS.Engine + " " + o.DNS.QueryType
+		if o.DNS.Resolver != "" {
+			d += " @" + o.DNS.Resolver
+		}
+		return d
+	case o.TLS != nil:
+		d := "sni=" + o.TLS.ServerName
+		if o.Control {
+			d += " (control)"
+		}
+		return d
+	}
+	return ""
+}
+
+func endpoint(o *measurements.Observation) string {
+	if o.Address == "" {
+		return o.Host
+	}
+	if strings.Contains(o.Address, ":") {
+		return fmt.Sprintf("[%s]:%d", o.Address, o.Port)
+	}
+	return fmt.Sprintf("%s:%d", o.Address, o.Port)
+}
+
+func result(o *measurements.Observation) string {
+	switch {
+	case o.Skipped != "":
+		return "skipped: " + o.Skipped
+	case o.Failure != "":
+		return o.Operation + ": " + o.Failure
+	case o.DNS != nil:
+		var addrs []string
+		for _, a := range o.DNS.Answers {
+			if a.Type == "A" || a.Type == "AAAA" {
+				addrs = append(addrs, a.Data)
+			}
+		}
+		s := "ok " + strings.Join(addrs, " ")
+		if len(o.DNS.Late) > 0 {
+			s += fmt.Sprintf(" (+%d late responses)", len(o.DNS.Late))
+		}
+		return s
+	case o.TLS != nil:
+		return fmt.Sprintf("ok %s %s alpn=%s verified=%v", o.TLS.TLSVersion, o.TLS.CipherSuite, o.TLS.NegotiatedProtocol, o.TLS.Verified)
+	case o.STUN != nil:
+		return fmt.Sprintf("ok STUN %s after %d attempt(s)", o.STUN.Class, o.STUN.Attempts)
+	}
+	return "ok"
+}
+
+func cmdTargets(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "targets", "[flags]", "Prints the catalog in use: the embedded default, or the --targets file.")
+	targets := fs.String("targets", "", "catalog `FILE` replacing the embedded default catalog")
+	raw := fs.Bool("raw", false, "print the catalog file itself, in the catalog format")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cat, err := loadCatalog(*targets)
+	if err != nil {
+		return err
+	}
+	if *raw {
+		_, err := env.stdout.Write(cat.Text)
+		return err
+	}
+	fmt.Fprintf(env.stdout, "catalog %s (sha256 %s), %d targets\n\n", cat.Name, cat.Digest[:16], len(cat.Targets))
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tTARGET\tHOST\tPORTS\tTRANSPORTS\tSERVER NAME\tALPN\tSTUN ANSWERS")
+	for _, t := range cat.Targets {
+		ports := make([]string, len(t.Ports))
+		for i, p := range t.Ports {
+			ports[i] = strconv.Itoa(p)
+		}
+		stun := "-"
+		if t.Has("udp") {
+			stun = strconv.FormatBool(t.STUNAnswers)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Group, t.Name, t.Host, strings.Join(ports, ","),
+			strings.Join(t.Transports, ","), t.ServerName, strings.Join(t.ALPN, ","), stun)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if *targets == "" {
+		fmt.Fprintf(env.stdout, "\nThe SNI swap uses %s unless a target names its own control_server_name.\n", catalog.DefaultControlServerName)
+	}
+	return nil
+}
+
+func cmdVersion(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "version", "", "Prints reachprobe's version.")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(env.stdout, "reachprobe %s\n", version)
+	return err
+}

@@ -311,6 +311,9 @@ func (s *state) record(ctx context.Context, t *measurements.Target, repeat int, 
 		o.Host = t.Host
 	}
 	o.Repeat = repeat
+	if o.DNS != nil && o.DNS.Engine == measurements.EngineDoH {
+		o.Control = true
+	}
 	if ctx.Err() != nil && o.Failure != "" {
 		o.Failure = failure.Interrupted
 	}

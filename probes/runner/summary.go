@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/reachprobe/reachprobe/probes/failure"
+
 	"github.com/reachprobe/reachprobe/measurements"
 )
 
@@ -24,7 +26,8 @@ type GroupSummary struct {
 	// step) whose final step (TLS for a TLS target, otherwise the step
 	// itself) was attempted, and the ones of those that succeeded.
 	Measured, Reachable int
-	// Lookups and Resolved count DNS lookups and the ones that succeeded.
+	// Lookups and Resolved count DNS lookups and the ones answered with
+	// addresses or with a clean "no address of this family".
 	Lookups, Resolved int
 	// FirstFailures holds the first distinct failures seen, in order.
 	FirstFailures []string
@@ -60,7 +63,8 @@ func (s *Summary) add(o *measurements.Observation, hasTLS bool) {
 		return
 	case o.Step == measurements.StepDNS:
 		g.Lookups++
-		if o.Succeeded() {
+		// A name without addresses of one family (no AAAA) was answered.
+		if o.Succeeded() || o.Failure == failure.DNSNoAnswer {
 			g.Resolved++
 		}
 		return

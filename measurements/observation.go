@@ -150,7 +150,7 @@ type TLSDetails struct {
 	Network    string   `json:"network"` // "tcp" or "udp" (QUIC)
 	ServerName string   `json:"server_name"`
 	ALPN       []string `json:"alpn,omitempty"`
-	// ClientHello names the client fingerprint presented, e.g. "iOS_14".
+	// ClientHello names the client fingerprint presented, e.g. "Safari-16.0".
 	ClientHello        string `json:"client_hello,omitempty"`
 	NegotiatedProtocol string `json:"negotiated_protocol,omitempty"`
 	TLSVersion         string `json:"tls_version,omitempty"`  // "TLSv1.3"

@@ -1,0 +1,108 @@
+package measurements
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are the schema's versions, oldest first: migrations[i] takes
+// a database from schema version (PRAGMA user_version) i to i+1, so the
+// newest version this reachprobe knows is len(migrations). Append only:
+// never edit a migration that has been released, since databases in the
+// field have already run it.
+var migrations = []string{
+	// 1: runs, the catalogs they measured, and their observations.
+	//
+	// STRICT tables reject a value of the wrong type instead of storing it.
+	// Times are UTC unix nanoseconds. runs.id is AUTOINCREMENT so that the
+	// id of a deleted run is never handed to a new one: reports quote ids.
+	`
+CREATE TABLE catalogs (
+	digest TEXT PRIMARY KEY,
+	name   TEXT NOT NULL,
+	text   BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE runs (
+	id               INTEGER PRIMARY KEY AUTOINCREMENT,
+	started          INTEGER NOT NULL,
+	ended            INTEGER,
+	status           TEXT NOT NULL,
+	software_version TEXT NOT NULL,
+	catalog_digest   TEXT NOT NULL REFERENCES catalogs (digest),
+	catalog_name     TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX runs_started ON runs (started);
+
+CREATE TABLE observations (
+	id          INTEGER PRIMARY KEY,
+	run_id      INTEGER NOT NULL REFERENCES runs (id),
+	step        TEXT NOT NULL,
+	grp         TEXT NOT NULL,
+	target      TEXT NOT NULL,
+	host        TEXT NOT NULL,
+	address     TEXT NOT NULL,
+	port        INTEGER NOT NULL,
+	transport   TEXT NOT NULL,
+	repeat      INTEGER NOT NULL,
+	control     INTEGER NOT NULL,
+	started     INTEGER,
+	duration_ns INTEGER NOT NULL,
+	failure     TEXT NOT NULL,
+	operation   TEXT NOT NULL,
+	skipped     TEXT NOT NULL,
+	details     TEXT NOT NULL CHECK (json_valid(details))
+) STRICT;
+
+CREATE INDEX observations_run ON observations (run_id);
+CREATE INDEX observations_target_step ON observations (target, step);
+`,
+}
+
+// migrate applies the scripts (migrations, in production) the database has
+// not run yet, each in its own transaction together with the new
+// user_version, so a crash or a failing script leaves the schema at one
+// version or the next, never in between.
+func migrate(ctx context.Context, db *sql.DB, path string, scripts []string) error {
+	for {
+		done, err := migrateOnce(ctx, db, path, scripts)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateOnce applies the next pending migration and reports whether none
+// was pending. The version is read inside the write transaction, so two
+// processes opening the same new file cannot both apply one migration.
+func migrateOnce(ctx context.Context, db *sql.DB, path string, scripts []string) (done bool, err error) {
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE, see dsn
+	if err != nil {
+		return false, fmt.Errorf("database %s: migrating: %w", path, err)
+	}
+	defer tx.Rollback() // no-op after Commit
+
+	version, err := userVersion(ctx, tx)
+	if err != nil {
+		return false, fmt.Errorf("database %s: migrating: %w", path, err)
+	}
+	switch {
+	case version > len(scripts):
+		return false, newerSchemaError(path, version, len(scripts))
+	case version == len(scripts):
+		return true, nil
+	}
+	if _, err := tx.ExecContext(ctx, scripts[version]); err != nil {
+		return false, fmt.Errorf("database %s: migrating to schema version %d: %w", path, version+1, err)
+	}
+	// PRAGMA takes no parameters; version is an int we computed.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version+1)); err != nil {
+		return false, fmt.Errorf("database %s: migrating to schema version %d: %w", path, version+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("database %s: migrating to schema version %d: %w", path, version+1, err)
+	}
+	return false, nil
+}

@@ -1,0 +1,377 @@
+package measurements
+
+// # Storage design
+//
+// A Store is one SQLite file in WAL mode, opened through database/sql with
+// modernc.org/sqlite (pure Go, no cgo). Every observation is committed as
+// soon as it is made, so a crash or kill -9 loses at most the steps in
+// flight; the run it belonged to stays "running" until the next Open's
+// caller marks it interrupted (MarkUnfinishedRuns).
+//
+// Open never writes to a file it has not vetted: it checks the SQLite
+// header with plain file reads, then runs PRAGMA quick_check and reads the
+// schema version over a read-only connection, and only then opens the file
+// for writing. A foreign, corrupt or newer file is reported (ErrCorrupt,
+// ErrNewerSchema) and left as it was.
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// BusyTimeout is how long a statement waits for a lock held by another
+// connection (another reachprobe process reading or checkpointing the same
+// file) before failing. Each write is one small row, so locks are held for
+// milliseconds; waiting 10s rides out a slow checkpoint on a busy disk, and
+// anything longer means a stuck process, which is better reported than
+// waited on forever.
+const BusyTimeout = 10 * time.Second
+
+// File modes: the database records which services a network blocks, which
+// is nobody else's business on a shared machine.
+const (
+	dirMode  os.FileMode = 0o700
+	fileMode os.FileMode = 0o600
+)
+
+// sqliteMagic starts every SQLite 3 database file; headerSize is the length
+// of the database header it begins.
+const (
+	sqliteMagic = "SQLite format 3\x00"
+	headerSize  = 100
+)
+
+// quickCheckLines caps how many problems of a failed quick_check an error
+// quotes: the first few say what is wrong, the rest (up to 100) mostly
+// repeat it cell by cell.
+const quickCheckLines = 3
+
+// Errors of Open and of the queries. Open's errors name the file.
+var (
+	// ErrCorrupt: the file is not a SQLite database, or it is one that
+	// fails its integrity check. Open left the file untouched.
+	ErrCorrupt = errors.New("database is not a valid SQLite database")
+	// ErrNewerSchema: the database was written by a newer reachprobe whose
+	// schema this one does not know. Open left the file untouched.
+	ErrNewerSchema = errors.New("database schema is newer than this reachprobe")
+	// ErrNoRun: no run has the requested id, or there is no run at all.
+	ErrNoRun = errors.New("no such run")
+	// ErrNoCatalog: no catalog with the requested digest was stored.
+	ErrNoCatalog = errors.New("no such catalog")
+)
+
+// openError is an error of Open with a message of its own that still
+// matches its sentinel with errors.Is.
+type openError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *openError) Error() string { return e.msg }
+func (e *openError) Unwrap() error { return e.sentinel }
+
+func corruptError(path, format string, args ...any) error {
+	return &openError{
+		msg: fmt.Sprintf("database %s is corrupt or not a SQLite database (%s); it was left untouched: move it aside to start a new one",
+			path, fmt.Sprintf(format, args...)),
+		sentinel: ErrCorrupt,
+	}
+}
+
+func newerSchemaError(path string, version, newest int) error {
+	return &openError{
+		msg: fmt.Sprintf("database %s has schema version %d, this reachprobe understands up to %d; upgrade reachprobe",
+			path, version, newest),
+		sentinel: ErrNewerSchema,
+	}
+}
+
+// Store keeps runs, their catalogs and their observations in one SQLite
+// file. It is safe for concurrent use.
+//
+// Concurrency: the Store holds a single connection (SetMaxOpenConns(1)),
+// which database/sql lends to one caller at a time. That serializes this
+// process's writes without any SQLITE_BUSY contention between our own
+// connections, and every write is one short transaction (no fsync per
+// commit in WAL mode with synchronous=NORMAL), so callers queue only
+// briefly. Other processes use their own connections: WAL lets them read
+// while this one writes, and BusyTimeout covers the rest.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+// Open opens the database at path, creating it and its parent directory
+// if missing, and brings its schema up to date.
+//
+// An existing file is vetted before anything is written to it: a file
+// that is not a SQLite database or fails PRAGMA quick_check gives an error
+// wrapping ErrCorrupt, a schema newer than this reachprobe's gives
+// ErrNewerSchema, and in both cases the file is not modified. The check
+// reads every page of the file: about 0.2s for a 150 MB database.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("measurements: empty database path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), dirMode); err != nil {
+		return nil, fmt.Errorf("database %s: creating its directory: %w", path, err)
+	}
+	fresh, err := createFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	if !fresh {
+		if err := vet(ctx, path, abs); err != nil {
+			return nil, err
+		}
+		// SQLite would silently fall back to read-only; say so up front.
+		f, err := os.OpenFile(abs, os.O_RDWR, 0)
+		if err != nil {
+			return nil, fmt.Errorf("database %s is not writable: %w", path, err)
+		}
+		f.Close()
+	}
+
+	db, err := sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	s := &Store{db: db, path: path}
+	if err := s.setUp(ctx, abs); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database. Observations already added are committed.
+func (s *Store) Close() error { return s.db.Close() }
+
+// createFile creates the database file with mode 0600 if it does not
+// exist, and reports whether it is new (or empty, which SQLite treats as a
+// new database: a crash right after creating it leaves one).
+func createFile(abs string) (fresh bool, err error) {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+	if err == nil {
+		defer f.Close()
+		// The umask may have narrowed the mode; make it exactly 0600.
+		if err := f.Chmod(fileMode); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return false, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() {
+		return false, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	return fi.Size() == 0, nil
+}
+
+// vet checks an existing, non-empty database without modifying it: the
+// header with plain reads, then integrity and schema version over a
+// read-only SQLite connection.
+func vet(ctx context.Context, path, abs string) error {
+	f, err := os.Open(abs)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", path, err)
+	}
+	header := make([]byte, headerSize)
+	n, err := io.ReadFull(f, header)
+	f.Close()
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return corruptError(path, "%d bytes, shorter than a SQLite header", n)
+	case err != nil:
+		return fmt.Errorf("database %s: %w", path, err)
+	case !bytes.HasPrefix(header, []byte(sqliteMagic)):
+		return corruptError(path, "header is %q, not %q", header[:len(sqliteMagic)], sqliteMagic)
+	}
+
+	// mode=ro: SQLite reads through the WAL (committed data of a crashed
+	// run) but neither checkpoints nor rolls anything back into the file.
+	db, err := sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		return fmt.Errorf("database %s: %w", path, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+
+	if err := quickCheck(ctx, db); err != nil {
+		if isCorruption(err) {
+			return corruptError(path, "%v", err)
+		}
+		return fmt.Errorf("database %s: checking integrity: %w", path, err)
+	}
+	version, err := userVersion(ctx, db)
+	if err != nil {
+		if isCorruption(err) {
+			return corruptError(path, "%v", err)
+		}
+		return fmt.Errorf("database %s: reading schema version: %w", path, err)
+	}
+	if version > len(migrations) {
+		return newerSchemaError(path, version, len(migrations))
+	}
+	return nil
+}
+
+// quickCheck runs PRAGMA quick_check, which verifies the structure of every
+// b-tree page (but not index contents, which integrity_check also does at
+// several times the cost), and turns a report other than "ok" into an
+// error wrapping a corruption code.
+func quickCheck(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var report string
+		if err := rows.Scan(&report); err != nil {
+			return err
+		}
+		// One row may hold many problems, a line each.
+		for _, line := range strings.Split(report, "\n") {
+			line = strings.TrimSpace(line)
+			if line != "" && line != "ok" && line != "*** in database main ***" {
+				problems = append(problems, line)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &quickCheckError{problems: problems}
+}
+
+// quickCheckError is a quick_check report other than "ok".
+type quickCheckError struct{ problems []string }
+
+func (e *quickCheckError) Error() string {
+	shown := e.problems[:min(len(e.problems), quickCheckLines)]
+	msg := "quick_check: " + strings.Join(shown, "; ")
+	if more := len(e.problems) - len(shown); more > 0 {
+		msg += fmt.Sprintf("; and %d more", more)
+	}
+	return msg
+}
+
+// isCorruption reports whether err says the file's content is damaged or
+// not a database, as opposed to an I/O, permission or context error.
+func isCorruption(err error) bool {
+	var qc *quickCheckError
+	if errors.As(err, &qc) {
+		return true
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // primary code of an extended one
+		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+			return true
+		}
+	}
+	return false
+}
+
+// setUp configures a freshly opened read-write connection and migrates the
+// schema. Nothing is written before the schema version has been checked.
+func (s *Store) setUp(ctx context.Context, abs string) error {
+	version, err := userVersion(ctx, s.db)
+	if err != nil {
+		if isCorruption(err) {
+			return corruptError(s.path, "%v", err)
+		}
+		return fmt.Errorf("database %s: reading schema version: %w", s.path, err)
+	}
+	if version > len(migrations) {
+		return newerSchemaError(s.path, version, len(migrations))
+	}
+	// journal_mode is stored in the file, so this is a no-op after the
+	// first Open; it reports the mode in force, which is not "wal" where
+	// the file system cannot share memory between processes.
+	var mode string
+	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode); err != nil {
+		return fmt.Errorf("database %s: enabling WAL: %w", s.path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("database %s: journal mode is %q, want wal", s.path, mode)
+	}
+	if err := migrate(ctx, s.db, s.path, migrations); err != nil {
+		return err
+	}
+	// SQLite creates -wal and -shm with the database file's mode; make
+	// sure of 0600 regardless of how an older file or the umask set it.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(abs+suffix, fileMode); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("database %s: %w", s.path, err)
+		}
+	}
+	return nil
+}
+
+func userVersion(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int, error) {
+	var v int
+	err := q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	return v, err
+}
+
+// dsn is the modernc.org/sqlite data source name for the file at abs.
+//
+// synchronous=NORMAL in WAL mode appends each commit to the -wal file
+// without an fsync; the WAL is synced when it is checkpointed into the
+// database. A commit has been written to the operating system by the time
+// it returns, so a crash or kill -9 of reachprobe loses nothing committed:
+// the next open replays the WAL. Only an operating-system crash or power
+// loss can drop the last few commits, and even then the database stays
+// consistent. That is the right trade for a probe writing one row per step.
+//
+// _txlock=immediate makes transactions take the write lock at BEGIN, so a
+// transaction never has to upgrade from reading to writing, which in WAL
+// mode fails at once with SQLITE_BUSY instead of waiting for BusyTimeout.
+func dsn(abs string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(BusyTimeout.Milliseconds(), 10)+")")
+	if readOnly {
+		q.Set("mode", "ro")
+	} else {
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Set("_txlock", "immediate")
+	}
+	// A URI, so that "?" or "#" in the path are escaped rather than taken
+	// for the start of parameters.
+	return "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode()
+}

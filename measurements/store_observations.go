@@ -1,0 +1,135 @@
+package measurements
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// AddObservation stores o and sets o.ID. Each call is its own committed
+// transaction, so a crash loses at most the steps still in flight. It is
+// safe to call from many goroutines at once (see Store). An observation
+// already stored (o.ID set) is an error rather than a duplicate.
+func (s *Store) AddObservation(ctx context.Context, o *Observation) error {
+	if o == nil {
+		return errors.New("measurements: nil observation")
+	}
+	if o.ID != 0 {
+		return fmt.Errorf("measurements: observation already stored as %d", o.ID)
+	}
+	var started sql.NullInt64
+	if !o.Started.IsZero() {
+		ns, err := unixNanos(o.Started)
+		if err != nil {
+			return err
+		}
+		started = sql.NullInt64{Int64: ns, Valid: true}
+	}
+	details, err := json.Marshal(observationDetails{DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN})
+	if err != nil {
+		return fmt.Errorf("measurements: encoding observation details: %w", err)
+	}
+	// One statement outside an explicit transaction is committed on return.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO observations
+	(run_id, step, grp, target, host, address, port, transport, repeat, control,
+	 started, duration_ns, failure, operation, skipped, details)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		o.RunID, string(o.Step), o.Group, o.Target, o.Host, o.Address, o.Port, o.Transport, o.Repeat, boolInt(o.Control),
+		started, int64(o.Duration), o.Failure, o.Operation, o.Skipped, string(details))
+	if err != nil {
+		return fmt.Errorf("storing %s observation of %s for run %d: %w", o.Step, o.Target, o.RunID, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("storing %s observation of %s for run %d: %w", o.Step, o.Target, o.RunID, err)
+	}
+	o.ID = id
+	return nil
+}
+
+// Observations returns the observations of run runID in the order they were
+// added, details decoded, or an error wrapping ErrNoRun.
+func (s *Store) Observations(ctx context.Context, runID int64) ([]Observation, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, run_id, step, grp, target, host, address, port, transport,
+	repeat, control, started, duration_ns, failure, operation, skipped, details
+FROM observations WHERE run_id = ? ORDER BY id`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("observations of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	var obs []Observation
+	for rows.Next() {
+		var (
+			o        Observation
+			step     string
+			control  int64
+			started  sql.NullInt64
+			duration int64
+			details  string
+		)
+		if err := rows.Scan(&o.ID, &o.RunID, &step, &o.Group, &o.Target, &o.Host, &o.Address, &o.Port,
+			&o.Transport, &o.Repeat, &control, &started, &duration, &o.Failure, &o.Operation, &o.Skipped,
+			&details); err != nil {
+			return nil, fmt.Errorf("observations of run %d: %w", runID, err)
+		}
+		o.Step = Step(step)
+		o.Control = control != 0
+		if started.Valid {
+			o.Started = fromUnixNanos(started.Int64)
+		}
+		o.Duration = time.Duration(duration)
+		var d observationDetails
+		if err := json.Unmarshal([]byte(details), &d); err != nil {
+			return nil, fmt.Errorf("observations of run %d: observation %d: decoding details: %w", runID, o.ID, err)
+		}
+		o.DNS, o.TCP, o.TLS, o.STUN = d.DNS, d.TCP, d.TLS, d.STUN
+		obs = append(obs, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("observations of run %d: %w", runID, err)
+	}
+	if len(obs) == 0 {
+		// Tell a run without observations from no run at all.
+		if _, err := s.Run(ctx, runID); err != nil {
+			return nil, err
+		}
+	}
+	return obs, nil
+}
+
+// observationDetails is the JSON of the details column: whichever of an
+// Observation's detail records is set.
+type observationDetails struct {
+	DNS  *DNSDetails  `json:"dns,omitempty"`
+	TCP  *TCPDetails  `json:"tcp,omitempty"`
+	TLS  *TLSDetails  `json:"tls,omitempty"`
+	STUN *STUNDetails `json:"stun,omitempty"`
+}
+
+// The instants unix nanoseconds in an int64 can represent.
+var (
+	minStorableTime = time.Unix(0, -1<<63)
+	maxStorableTime = time.Unix(0, 1<<63-1)
+)
+
+// unixNanos converts t to the stored form, UTC unix nanoseconds, failing
+// outside the years 1678 to 2262 where that form overflows.
+func unixNanos(t time.Time) (int64, error) {
+	if t.Before(minStorableTime) || t.After(maxStorableTime) {
+		return 0, fmt.Errorf("measurements: time %v cannot be stored", t)
+	}
+	return t.UnixNano(), nil
+}
+
+// fromUnixNanos converts a stored time back to a UTC time.Time.
+func fromUnixNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,215 @@
+package measurements
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// BeginRun records the start of run r, with status RunRunning whatever
+// r.Status says, and returns its id. It stores cat's text the first time
+// its digest is seen, so the run can be re-analysed later against exactly
+// the catalog it measured. r.CatalogDigest, when set, must equal
+// cat.Digest, which must be the hex SHA-256 of cat.Text.
+func (s *Store) BeginRun(ctx context.Context, r Run, cat Catalog) (int64, error) {
+	if r.Started.IsZero() {
+		return 0, errors.New("measurements: run has no start time")
+	}
+	started, err := unixNanos(r.Started)
+	if err != nil {
+		return 0, err
+	}
+	sum := sha256.Sum256(cat.Text)
+	if want := hex.EncodeToString(sum[:]); cat.Digest != want {
+		return 0, fmt.Errorf("measurements: catalog %q has digest %q, its text hashes to %q", cat.Name, cat.Digest, want)
+	}
+	if r.CatalogDigest == "" {
+		r.CatalogDigest = cat.Digest
+	}
+	if r.CatalogDigest != cat.Digest {
+		return 0, fmt.Errorf("measurements: run names catalog digest %q, catalog has %q", r.CatalogDigest, cat.Digest)
+	}
+	text := cat.Text
+	if text == nil {
+		text = []byte{} // NOT NULL; a nil slice would bind as NULL
+	}
+
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("beginning run: %w", err)
+	}
+	defer tx.Rollback() // no-op after Commit
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO catalogs (digest, name, text) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
+		cat.Digest, cat.Name, text); err != nil {
+		return 0, fmt.Errorf("beginning run: storing catalog: %w", err)
+	}
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO runs (started, status, software_version, catalog_digest, catalog_name) VALUES (?, ?, ?, ?, ?)`,
+		started, RunRunning, r.SoftwareVersion, r.CatalogDigest, r.CatalogName)
+	if err != nil {
+		return 0, fmt.Errorf("beginning run: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("beginning run: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("beginning run: %w", err)
+	}
+	return id, nil
+}
+
+// EndRun records that run id ended at ended with status, one of
+// RunComplete, RunInterrupted or RunFailed. It overwrites an earlier end:
+// the process that made the run knows better than MarkUnfinishedRuns.
+func (s *Store) EndRun(ctx context.Context, id int64, status string, ended time.Time) error {
+	switch status {
+	case RunComplete, RunInterrupted, RunFailed:
+	default:
+		return fmt.Errorf("measurements: cannot end run %d with status %q", id, status)
+	}
+	if ended.IsZero() {
+		return fmt.Errorf("measurements: ending run %d: no end time", id)
+	}
+	end, err := unixNanos(ended)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = ?, ended = ? WHERE id = ?`, status, end, id)
+	if err != nil {
+		return fmt.Errorf("ending run %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("ending run %d: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("ending run %d: %w", id, ErrNoRun)
+	}
+	return nil
+}
+
+// MarkUnfinishedRuns turns every run still RunRunning into RunInterrupted,
+// ended at ended, and returns how many there were. Call it when a new run
+// starts: a run still "running" then was cut short by a crash or a kill -9
+// before it could say so. ended is when the run was found unfinished, not
+// when it stopped; its last observation tells that.
+func (s *Store) MarkUnfinishedRuns(ctx context.Context, ended time.Time) (int, error) {
+	if ended.IsZero() {
+		return 0, errors.New("measurements: marking unfinished runs: no end time")
+	}
+	end, err := unixNanos(ended)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = ?, ended = ? WHERE status = ?`,
+		RunInterrupted, end, RunRunning)
+	if err != nil {
+		return 0, fmt.Errorf("marking unfinished runs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("marking unfinished runs: %w", err)
+	}
+	return int(n), nil
+}
+
+// selectRuns lists runs with their observation counts; callers add the
+// WHERE and ORDER BY clauses.
+const selectRuns = `SELECT r.id, r.started, r.ended, r.status, r.software_version, r.catalog_digest, r.catalog_name,
+	(SELECT count(*) FROM observations o WHERE o.run_id = r.id)
+FROM runs r `
+
+// Runs lists every run, newest first, with Observations counted.
+func (s *Store) Runs(ctx context.Context) ([]Run, error) {
+	return s.queryRuns(ctx, selectRuns+`ORDER BY r.started DESC, r.id DESC`)
+}
+
+// RunsSince lists the runs started at or after t, oldest first, with
+// Observations counted. A zero t lists every run.
+func (s *Store) RunsSince(ctx context.Context, t time.Time) ([]Run, error) {
+	var since int64 = math.MinInt64
+	switch {
+	case t.After(maxStorableTime):
+		return nil, nil
+	case t.After(minStorableTime):
+		since = t.UnixNano()
+	}
+	return s.queryRuns(ctx, selectRuns+`WHERE r.started >= ? ORDER BY r.started, r.id`, since)
+}
+
+// Run returns run id with Observations counted, or an error wrapping
+// ErrNoRun.
+func (s *Store) Run(ctx context.Context, id int64) (Run, error) {
+	runs, err := s.queryRuns(ctx, selectRuns+`WHERE r.id = ?`, id)
+	if err != nil {
+		return Run{}, err
+	}
+	if len(runs) == 0 {
+		return Run{}, fmt.Errorf("run %d: %w", id, ErrNoRun)
+	}
+	return runs[0], nil
+}
+
+// LatestRun returns the run started last, with Observations counted, or an
+// error wrapping ErrNoRun when there is none.
+func (s *Store) LatestRun(ctx context.Context) (Run, error) {
+	runs, err := s.queryRuns(ctx, selectRuns+`ORDER BY r.started DESC, r.id DESC LIMIT 1`)
+	if err != nil {
+		return Run{}, err
+	}
+	if len(runs) == 0 {
+		return Run{}, fmt.Errorf("latest run: %w", ErrNoRun)
+	}
+	return runs[0], nil
+}
+
+func (s *Store) queryRuns(ctx context.Context, query string, args ...any) ([]Run, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing runs: %w", err)
+	}
+	defer rows.Close()
+	var runs []Run
+	for rows.Next() {
+		var (
+			r       Run
+			started int64
+			ended   sql.NullInt64
+		)
+		if err := rows.Scan(&r.ID, &started, &ended, &r.Status, &r.SoftwareVersion,
+			&r.CatalogDigest, &r.CatalogName, &r.Observations); err != nil {
+			return nil, fmt.Errorf("listing runs: %w", err)
+		}
+		r.Started = fromUnixNanos(started)
+		if ended.Valid {
+			r.Ended = fromUnixNanos(ended.Int64)
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing runs: %w", err)
+	}
+	return runs, nil
+}
+
+// Catalog returns the catalog stored under digest, its Targets left nil
+// (parsing is the probes package's job), or an error wrapping ErrNoCatalog.
+func (s *Store) Catalog(ctx context.Context, digest string) (Catalog, error) {
+	cat := Catalog{Digest: digest}
+	err := s.db.QueryRowContext(ctx, `SELECT name, text FROM catalogs WHERE digest = ?`, digest).
+		Scan(&cat.Name, &cat.Text)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Catalog{}, fmt.Errorf("catalog %s: %w", digest, ErrNoCatalog)
+	}
+	if err != nil {
+		return Catalog{}, fmt.Errorf("catalog %s: %w", digest, err)
+	}
+	return cat, nil
+}

@@ -1,0 +1,209 @@
+package dnsprobe
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/failure"
+)
+
+// maxUDPResponse is the read buffer size: the largest UDP payload, so an
+// injected response larger than the EDNS0 size asked is still read whole.
+const maxUDPResponse = 65535
+
+// aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// LookupPlain asks server ("host:port") for host's records of qtype
+// (dns.TypeA, dns.TypeAAAA) with one UDP query and returns its
+// observation, Engine "udp". The first response with the query's ID and
+// question is the answer; further ones arriving within the listening
+// window go into DNSDetails.Late, responses with another ID are ignored.
+// Duration runs to the first response (the window is not counted), and
+// when no response comes the lookup ends with generic_timeout_error after
+// LookupTimeout or at ctx's deadline, whichever is first. When the first
+// response is truncated, the same query over TCP adds a second
+// observation, Engine "tcp".
+func (r *Resolver) LookupPlain(ctx context.Context, server, host string, qtype uint16) []*measurements.Observation {
+	obs := newObservation(host, measurements.EngineUDP, server, "udp", qtype)
+	query := newQuery(host, qtype)
+	obs.DNS.TransactionID = query.Id
+	var tcp chan *measurements.Observation
+	r.exchangeUDP(ctx, obs, server, query, func(first *dns.Msg) {
+		if !first.Truncated {
+			return
+		}
+		// Over TCP while the UDP socket keeps listening, so the
+		// fallback does not add the listening window to the lookup.
+		tcp = make(chan *measurements.Observation, 1)
+		go func() { tcp <- r.lookupTCP(ctx, server, host, qtype) }()
+	})
+	out := []*measurements.Observation{obs}
+	if tcp != nil {
+		out = append(out, <-tcp)
+	}
+	return out
+}
+
+// exchangeUDP sends query to server, fills obs from the first response
+// and calls onFirst with it, then listens for late responses.
+func (r *Resolver) exchangeUDP(ctx context.Context, obs *measurements.Observation, server string, query *dns.Msg, onFirst func(*dns.Msg)) {
+	started := time.Now()
+	wire, err := query.Pack()
+	if err != nil {
+		obs.Duration = time.Since(started)
+		fail(obs, err)
+		return
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", server)
+	if err != nil {
+		obs.Duration = time.Since(started)
+		fail(obs, err)
+		return
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(aLongTimeAgo) })
+	defer stop()
+
+	if _, err := conn.Write(wire); err != nil {
+		obs.Duration = time.Since(started)
+		fail(obs, err)
+		return
+	}
+	sent := time.Now()
+	buf := make([]byte, maxUDPResponse)
+	first, raw, err := readResponse(ctx, conn, buf, query, started.Add(LookupTimeout))
+	obs.Duration = time.Since(started)
+	if err != nil {
+		fail(obs, err)
+		return
+	}
+	recordFirst(obs, query, first, raw)
+	onFirst(first)
+
+	window := r.listenWindow()
+	if window <= 0 {
+		return
+	}
+	deadline := time.Now().Add(window)
+	for {
+		resp, raw, err := readResponse(ctx, conn, buf, query, deadline)
+		if err != nil {
+			return // the window closed, or ctx ended: nothing more to record
+		}
+		obs.DNS.Late = append(obs.DNS.Late, lateResponse(resp, raw, time.Since(sent)))
+	}
+}
+
+// readResponse reads from conn until a response to query arrives, the
+// deadline passes or ctx ends. The bytes returned alias buf.
+func readResponse(ctx context.Context, conn net.Conn, buf []byte, query *dns.Msg, deadline time.Time) (*dns.Msg, []byte, error) {
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = conn.SetReadDeadline(deadline)
+	for {
+		// Checked after setting the deadline: a cancellation that
+		// fired before it is seen here, one after it ends the read.
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, nil, ctxErr
+			}
+			return nil, nil, err
+		}
+		if resp, ok := parseResponse(query, buf[:n]); ok {
+			return resp, buf[:n], nil
+		}
+	}
+}
+
+// parseResponse unpacks b and reports whether it answers query. Garbage
+// and responses to other queries are not answers.
+func parseResponse(query *dns.Msg, b []byte) (*dns.Msg, bool) {
+	resp := new(dns.Msg)
+	if err := resp.Unpack(b); err != nil {
+		// A truncated response may end mid-record; its header still
+		// says to retry over TCP.
+		if len(b) < 12 || !resp.Truncated {
+			return nil, false
+		}
+	}
+	return resp, matches(query, resp)
+}
+
+// lookupTCP asks server for host over TCP, after a truncated UDP response.
+func (r *Resolver) lookupTCP(ctx context.Context, server, host string, qtype uint16) *measurements.Observation {
+	obs := newObservation(host, measurements.EngineTCP, server, "tcp", qtype)
+	query := newQuery(host, qtype)
+	obs.DNS.TransactionID = query.Id
+	started := time.Now()
+	resp, raw, err := exchangeTCP(ctx, server, query)
+	obs.Duration = time.Since(started)
+	if err != nil {
+		fail(obs, err)
+		return obs
+	}
+	recordFirst(obs, query, resp, raw)
+	return obs
+}
+
+// exchangeTCP sends query over a new TCP connection and reads one
+// response (RFC 1035 section 4.2.2 framing).
+func exchangeTCP(ctx context.Context, server string, query *dns.Msg) (*dns.Msg, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, LookupTimeout)
+	defer cancel()
+	wire, err := query.Pack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", server)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	ctxErr := func(err error) error {
+		if e := ctx.Err(); e != nil {
+			return e
+		}
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	framed := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(wire)), uint16(len(wire)))
+	if _, err := conn.Write(append(framed, wire...)); err != nil {
+		return nil, nil, ctxErr(err)
+	}
+	var length [2]byte
+	if _, err := io.ReadFull(conn, length[:]); err != nil {
+		return nil, nil, ctxErr(err)
+	}
+	raw := make([]byte, binary.BigEndian.Uint16(length[:]))
+	if _, err := io.ReadFull(conn, raw); err != nil {
+		return nil, nil, ctxErr(err)
+	}
+	resp := new(dns.Msg)
+	if err := resp.Unpack(raw); err != nil {
+		return nil, nil, &failure.Error{Failure: failure.DNSServerMisbehaving, Err: err}
+	}
+	if !matches(query, resp) {
+		return nil, nil, &failure.Error{Failure: failure.DNSServerMisbehaving, Err: errMismatch}
+	}
+	return resp, raw, nil
+}

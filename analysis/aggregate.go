@@ -1,0 +1,300 @@
+package analysis
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/reachprobe/reachprobe/measurements"
+)
+
+// targetJudgement is one target's verdict and what it rests on.
+type targetJudgement struct {
+	t  *measurements.Target
+	tv TargetVerdict
+	// absent: the name does not exist (encrypted DNS agrees), so the
+	// target says nothing about its service.
+	absent    bool
+	endpoints []*judged
+}
+
+// judgeTarget combines a target's DNS verdict and its endpoints. A DNS
+// block blocks the target whatever its addresses did (apps use the
+// network's resolver). Otherwise each port (and transport) is ok when one
+// address worked, blocked when its blocked addresses outnumber the
+// undecided ones; a target with some ports ok and others blocked is
+// degraded.
+func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJudgement {
+	tj := &targetJudgement{t: t, endpoints: eps, tv: TargetVerdict{Target: t.Name, Host: t.Host}}
+	tv := &tj.tv
+	if d != nil && d.verdict.Verdict == VerdictBlocked {
+		tv.Verdict, tv.Method, tv.Reason = VerdictBlocked, d.verdict.Method, "DNS: "+d.verdict.Evidence
+		return tj
+	}
+	type portKey struct {
+		port int
+		kind string
+	}
+	byPort := map[portKey][]*judged{}
+	var ports []portKey
+	for _, r := range eps {
+		if !r.counted {
+			continue
+		}
+		k := portKey{r.v.Port, r.v.Transport}
+		if byPort[k] == nil {
+			ports = append(ports, k)
+		}
+		byPort[k] = append(byPort[k], r)
+	}
+	slices.SortFunc(ports, func(a, b portKey) int { return cmp.Or(a.port-b.port, strings.Compare(a.kind, b.kind)) })
+	var okPorts, blockedPorts, failedPorts, otherPorts []string
+	methods := map[string]int{}
+	for _, k := range ports {
+		label := fmt.Sprintf("%d/%s", k.port, k.kind)
+		n := map[string]int{}
+		for _, r := range byPort[k] {
+			n[r.v.Verdict]++
+			if r.v.Verdict == VerdictBlocked {
+				methods[r.v.Method]++
+			}
+		}
+		switch {
+		case n[VerdictOK] > 0:
+			okPorts = append(okPorts, label)
+		case n[VerdictBlocked] > 0 && n[VerdictBlocked] > n[VerdictInconclusive]+n[VerdictFailed]:
+			blockedPorts = append(blockedPorts, label)
+		case n[VerdictFailed] == len(byPort[k]):
+			failedPorts = append(failedPorts, label)
+		default:
+			otherPorts = append(otherPorts, label)
+		}
+	}
+	method := dominant(methods)
+	dnsNote := ""
+	if d != nil && d.verdict.Verdict != VerdictOK {
+		dnsNote = "; DNS " + d.verdict.Verdict + ": " + d.verdict.Evidence
+	}
+	switch {
+	case len(ports) == 0:
+		tv.Verdict, tv.Reason = VerdictInconclusive, "no address was measured"
+		switch {
+		case d != nil && d.absent:
+			tv.Verdict, tv.Reason, tj.absent = VerdictFailed, d.verdict.Evidence, true
+		case d != nil && d.verdict.Verdict == VerdictFailed:
+			tv.Verdict, tv.Reason = VerdictFailed, "DNS: "+d.verdict.Evidence
+		case d != nil:
+			tv.Reason += dnsNote
+		}
+	case len(okPorts) > 0 && len(blockedPorts) == 0:
+		tv.Verdict, tv.Reason = VerdictOK, "reachable on "+strings.Join(okPorts, ", ")+dnsNote
+	case len(okPorts) > 0:
+		tv.Verdict, tv.Method = VerdictDegraded, method
+		tv.Reason = fmt.Sprintf("blocked on %s (%s), reachable on %s", strings.Join(blockedPorts, ", "), method, strings.Join(okPorts, ", "))
+	case len(blockedPorts) > 0 && len(blockedPorts) > len(failedPorts)+len(otherPorts):
+		tv.Verdict, tv.Method = VerdictBlocked, method
+		tv.Reason = fmt.Sprintf("blocked on %s (%s)", strings.Join(blockedPorts, ", "), method)
+	case len(failedPorts) == len(ports):
+		tv.Verdict, tv.Reason = VerdictFailed, "failed on "+strings.Join(failedPorts, ", ")+", not in a way that points at blocking"
+	default:
+		tv.Verdict = VerdictInconclusive
+		tv.Reason = "undecided on " + strings.Join(append(append(otherPorts, failedPorts...), blockedPorts...), ", ")
+	}
+	if tv.Verdict == VerdictInconclusive && len(ports) > 0 {
+		tv.Reason += firstEvidence(eps)
+	}
+	return tj
+}
+
+// firstEvidence returns "; " and the evidence of the first endpoint that
+// is not ok, to say why a target is undecided.
+func firstEvidence(eps []*judged) string {
+	for _, r := range eps {
+		if r.counted && r.v.Verdict != VerdictOK {
+			return "; " + r.v.Evidence
+		}
+	}
+	return ""
+}
+
+// firstUndecided returns the reason of the first inconclusive target.
+func firstUndecided(tjs []*targetJudgement) string {
+	for _, tj := range tjs {
+		if tj.tv.Verdict == VerdictInconclusive {
+			return tj.t.Host + ": " + tj.tv.Reason
+		}
+	}
+	return ""
+}
+
+// dominant returns the most common key, ties broken by name; "" for none.
+func dominant(counts map[string]int) string {
+	best, n := "", 0
+	for k, c := range counts {
+		if c > n || c == n && k < best {
+			best, n = k, c
+		}
+	}
+	return best
+}
+
+// rankedMethods returns the keys most common first.
+func rankedMethods(counts map[string]int) []string {
+	out := make([]string, 0, len(counts))
+	for k := range counts {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
+	return out
+}
+
+// judgeService combines a group's targets. It is blocked when blocked
+// targets are a majority of the judged ones and either most share one
+// method or none works; degraded when some are blocked or degraded and
+// others work; ok when the rest work. Names that do not exist are left
+// out.
+func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats int) ServiceVerdict {
+	sv := ServiceVerdict{Service: group, Title: serviceTitles[group], Methods: []string{}, Evidence: []string{}}
+	n := map[string]int{}
+	methods := map[string]int{}
+	conf := Confidence{Repeats: repeats}
+	for _, tj := range tjs {
+		sv.Targets = append(sv.Targets, tj.tv)
+		for _, r := range tj.endpoints {
+			if r.v.Verdict == VerdictSkipped {
+				continue
+			}
+			conf.Endpoints++
+			switch r.v.Verdict {
+			case VerdictOK:
+				conf.EndpointsOK++
+			case VerdictBlocked:
+				conf.EndpointsBlocked++
+			}
+		}
+		if tj.absent {
+			sv.Evidence = append(sv.Evidence, fmt.Sprintf("%s: not used (%s)", tj.t.Host, tj.tv.Reason))
+			continue
+		}
+		conf.Targets++
+		n[tj.tv.Verdict]++
+		if tj.tv.Method != "" {
+			methods[tj.tv.Method]++
+		}
+		if tj.tv.Verdict != VerdictOK {
+			sv.Evidence = append(sv.Evidence, fmt.Sprintf("%s: %s: %s", tj.t.Host, tj.tv.Verdict, tj.tv.Reason))
+		}
+	}
+	ok, deg, blk := n[VerdictOK], n[VerdictDegraded], n[VerdictBlocked]
+	base := ok + deg + blk + n[VerdictInconclusive]
+	top := dominant(methods)
+	switch {
+	case ns.noConnectivity:
+		sv.Verdict, sv.Reason = VerdictInconclusive, "nothing could be reached, not even the control hosts: no connectivity"
+	case conf.Targets == 0:
+		sv.Verdict, sv.Reason = VerdictInconclusive, "no host of this service could be measured"
+	case blk > 0 && blk*2 > base && (methods[top]*2 > base || ok+deg == 0):
+		sv.Verdict, sv.Reason = VerdictBlocked, blockedReason(group, top)
+	case (blk > 0 || deg > 0) && ok+deg > 0:
+		sv.Verdict, sv.Reason = VerdictDegraded, degradedReason(group, top, blk+deg, conf.Targets)
+	case ok > 0:
+		sv.Verdict, sv.Reason = VerdictOK, fmt.Sprintf("%d of %d hosts reachable", ok, conf.Targets)
+		if left := conf.Targets - ok; left > 0 {
+			sv.Reason += fmt.Sprintf("; %d could not be judged or failed", left)
+		}
+	case n[VerdictFailed] > 0 && n[VerdictFailed] >= n[VerdictInconclusive]+blk:
+		sv.Verdict, sv.Reason = VerdictFailed, fmt.Sprintf("%d of %d hosts fail, in ways that do not point at blocking (an outage?)", n[VerdictFailed], conf.Targets)
+	default:
+		sv.Verdict, sv.Reason = VerdictInconclusive, "the measurements do not decide"
+		if blk > 0 {
+			sv.Reason += fmt.Sprintf(": %d of %d hosts look blocked, too few to say", blk, conf.Targets)
+		} else if why := firstUndecided(tjs); why != "" {
+			sv.Reason += ": " + why
+		}
+	}
+	if sv.Verdict == VerdictBlocked || sv.Verdict == VerdictDegraded {
+		// The targets' methods, most common first, then any other method
+		// seen on the service's blocked endpoints (a name blocked by DNS
+		// may also be filtered by server name at its real address).
+		sv.Methods = rankedMethods(methods)
+		var more []string
+		for _, tj := range tjs {
+			for _, r := range tj.endpoints {
+				if r.v.Verdict == VerdictBlocked && !slices.Contains(sv.Methods, r.v.Method) && !slices.Contains(more, r.v.Method) {
+					more = append(more, r.v.Method)
+				}
+			}
+		}
+		slices.Sort(more)
+		sv.Methods = append(sv.Methods, more...)
+	}
+	conf.TargetsAgreeing = n[sv.Verdict]
+	conf.Level = confidenceLevel(sv.Verdict, conf, ns, base)
+	sv.Confidence = conf
+	return sv
+}
+
+// confidenceLevel grades a service verdict: high when it was repeated on a
+// steady network and every judged host agrees, low for undecided verdicts,
+// medium otherwise.
+func confidenceLevel(verdict string, c Confidence, ns *netState, base int) string {
+	switch verdict {
+	case VerdictInconclusive, VerdictFailed:
+		return "low"
+	case VerdictDegraded:
+		return "medium"
+	}
+	if c.Repeats > 1 && ns.status == NetworkOK && c.TargetsAgreeing == base {
+		return "high"
+	}
+	return "medium"
+}
+
+// judgeApps derives app verdicts from the services each needs.
+func judgeApps(services []ServiceVerdict) []AppVerdict {
+	by := map[string]ServiceVerdict{}
+	for _, s := range services {
+		by[s.Service] = s
+	}
+	var out []AppVerdict
+	for _, app := range []string{AppIMessage, AppFaceTime} {
+		av := AppVerdict{App: app, Title: appTitles[app], Needs: appNeeds[app]}
+		var blocked, down, undecided, degraded *ServiceVerdict
+		for _, need := range appNeeds[app] {
+			s, ok := by[need]
+			if !ok {
+				s = ServiceVerdict{Service: need, Title: serviceTitles[need], Verdict: VerdictInconclusive, Reason: "not measured (the catalog has no such host)"}
+			}
+			pick := func(p **ServiceVerdict) {
+				if *p == nil {
+					*p = &s
+				}
+			}
+			switch s.Verdict {
+			case VerdictBlocked:
+				pick(&blocked)
+			case VerdictFailed:
+				pick(&down)
+			case VerdictInconclusive:
+				pick(&undecided)
+			case VerdictDegraded:
+				pick(&degraded)
+			}
+		}
+		switch {
+		case blocked != nil:
+			av.Verdict, av.Reason = AppBlocked, blocked.Reason
+		case down != nil:
+			av.Verdict, av.Reason = AppDown, fmt.Sprintf("%s fails, but not because of blocking: %s", down.Title, down.Reason)
+		case undecided != nil:
+			av.Verdict, av.Reason = AppInconclusive, fmt.Sprintf("%s could not be judged: %s", undecided.Title, undecided.Reason)
+		case degraded != nil:
+			av.Verdict, av.Reason = AppDegraded, degraded.Reason
+		default:
+			av.Verdict, av.Reason = AppWorking, workingReasons[app]
+		}
+		out = append(out, av)
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+package analysis
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/reachprobe/reachprobe/measurements"
+)
+
+// Analyze judges one run. It is a pure function of in: the same input
+// gives the same report, byte for byte once encoded.
+func Analyze(in Input) Report {
+	ix := buildIndex(in)
+	ss := buildSeries(ix)
+
+	sums := map[string]*dnsSummary{}
+	for _, t := range ix.orderedTargets() {
+		if obs := ix.dns[t.Name]; len(obs) > 0 {
+			sums[t.Name] = summarizeDNS(t, obs)
+		}
+	}
+	flaky, unstable, why := measureFlakiness(ix, ss, sums)
+
+	judge := &dnsJudge{summaries: sums, verifiedAt: verifiedAddresses(ix), unstable: unstable}
+	dnsResults := map[string]dnsResult{}
+	forged := map[string]map[netip.Addr]bool{}
+	for _, t := range ix.orderedTargets() {
+		s := sums[t.Name]
+		if s == nil {
+			continue
+		}
+		res := judge.judge(s)
+		dnsResults[t.Name] = res
+		for _, a := range res.forged {
+			if slices.Contains(s.dohAddrs, a) {
+				continue // encrypted DNS gave it too: measured as a real address
+			}
+			if forged[t.Name] == nil {
+				forged[t.Name] = map[netip.Addr]bool{}
+			}
+			forged[t.Name][a] = true
+			ss.taint(t.Name, a)
+		}
+	}
+
+	ns := assessNetwork(ix, ss, sums, flaky, unstable, why)
+	ej := &endpointJudge{ix: ix, ss: ss, certs: buildCertBook(ix), net: ns, dns: dnsResults, forged: forged}
+	var judgedAll []*judged
+	byTarget := map[string][]*judged{}
+	for _, k := range ix.endpointIDs {
+		r := ej.judge(ix.endpoints[k])
+		judgedAll = append(judgedAll, r)
+		byTarget[k.target] = append(byTarget[k.target], r)
+	}
+	corroborate(judgedAll, ns)
+
+	rep := Report{
+		FormatVersion: FormatVersion,
+		RunID:         in.Run.ID,
+		RunStarted:    in.Run.Started,
+		RunStatus:     in.Run.Status,
+		Catalog:       in.Run.CatalogName,
+		Repeats:       ix.repeats,
+		Network:       ns.network(),
+		DNS:           []DNSVerdict{},
+		Endpoints:     []EndpointVerdict{},
+		Notes:         ix.notes,
+	}
+	if in.Run.Status == measurements.RunInterrupted || in.Run.Status == measurements.RunFailed {
+		rep.Notes = append(rep.Notes, "the run did not finish ("+in.Run.Status+"): steps it did not reach are missing, not failed.")
+	}
+	for _, t := range ix.orderedTargets() {
+		if d, ok := dnsResults[t.Name]; ok {
+			if ns.noConnectivity {
+				demoteDNS(&d.verdict)
+				dnsResults[t.Name] = d
+			}
+			rep.DNS = append(rep.DNS, d.verdict)
+		}
+	}
+	for _, r := range judgedAll {
+		if ns.noConnectivity && r.v.Verdict == VerdictBlocked {
+			r.v.Verdict, r.v.Suspected, r.v.Method = VerdictInconclusive, r.v.Method, ""
+			r.v.Evidence += "; not called blocked: nothing could be reached at all"
+		}
+		rep.Endpoints = append(rep.Endpoints, r.v)
+	}
+
+	tjs := map[string][]*targetJudgement{}
+	for _, t := range ix.orderedTargets() {
+		var d *dnsResult
+		if res, ok := dnsResults[t.Name]; ok {
+			d = &res
+		}
+		tjs[t.Group] = append(tjs[t.Group], judgeTarget(t, d, byTarget[t.Name]))
+	}
+	for _, g := range Services {
+		if len(tjs[g]) > 0 {
+			rep.Services = append(rep.Services, judgeService(g, tjs[g], ns, ix.repeats))
+		}
+	}
+	if rep.Services == nil {
+		rep.Services = []ServiceVerdict{}
+	}
+	rep.Apps = judgeApps(rep.Services)
+	return rep
+}
+
+func demoteDNS(v *DNSVerdict) {
+	if v.Verdict != VerdictBlocked {
+		return
+	}
+	v.Verdict, v.Suspected, v.Method = VerdictInconclusive, v.Method, ""
+	v.Evidence += "; not called blocked: nothing could be reached at all"
+}
+
+// verifiedAddresses returns "address|server name" for every handshake with
+// the target name that verified.
+func verifiedAddresses(ix *index) map[string]bool {
+	out := map[string]bool{}
+	for _, k := range ix.endpointIDs {
+		for _, a := range ix.endpoints[k].attempts {
+			if o := a.main; verified(o) {
+				out[k.address+"|"+o.TLS.ServerName] = true
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,38 @@
+// Package analysis turns a run's stored observations into verdicts about
+// blocking: per DNS name, per endpoint (address, port, transport), per
+// service (push, identity, call, QUIC) and per app (iMessage, FaceTime),
+// each with its evidence in plain words. It also follows verdicts across
+// runs (History).
+//
+// It is pure: no network, no clock, no database. It reads observations
+// and catalog targets (package measurements) and nothing else; it never
+// imports the probes. It does not measure and does not store.
+//
+// # Design
+//
+// A false "blocked" is the worst mistake this package can make; an outage,
+// a lossy link or a missing IPv6 route is not blocking. So a block is
+// never inferred from a failure alone but from a failure next to a control
+// that worked, as OONI's experiments do:
+//
+//   - DNS: the network's resolver against encrypted DNS (DoH), the
+//     target's expected networks, and verified handshakes at the answered
+//     addresses (dns.go);
+//   - TLS: the target's server name against a control name on the same
+//     address and port, the SNI swap; a port against another port of the
+//     same address; an address against the control hosts (endpoint.go);
+//   - chains: against chains for the same name verified elsewhere
+//     (certs.go);
+//   - QUIC and STUN: against TCP to the same address and UDP that got
+//     through elsewhere (endpoint_udp.go).
+//
+// Evidence must then hold in every try of the run and be corroborated
+// when it could be chance (corroborate.go): silence, which packet loss
+// imitates, needs most of the service's endpoints to agree whenever the
+// run was measured once or the network is unstable. When nothing at all
+// answers, nothing is called blocked (network.go). Targets, services and
+// apps are then judged by majority (aggregate.go).
+//
+// The JSON format of Report and HistoryReport is documented in FORMAT.md;
+// golden files under testdata/ pin the verdicts of typical scenarios.
+package analysis

@@ -1,0 +1,200 @@
+package analysis
+
+import (
+	"fmt"
+
+	"github.com/reachprobe/reachprobe/measurements"
+)
+
+// Classes of QUIC and STUN tries, besides classOK and classCert.
+const (
+	classQUICVersion = "quic.version"
+	classUDPSilence  = "udp.silence"
+	classUDPRefused  = "udp.refused"
+	classUDPOther    = "udp.other"
+)
+
+// failQUICVersion is the failure of a server that speaks no QUIC version
+// the probe offers.
+const failQUICVersion = "quic_incompatible_version"
+
+func quicClass(o *measurements.Observation) string {
+	if o.Failure == failQUICVersion {
+		return classQUICVersion
+	}
+	return handshakeClass(o)
+}
+
+func (j *endpointJudge) judgeQUIC(r *judged) {
+	var ts tries
+	for _, a := range r.e.attempts {
+		if a.main != nil {
+			ts.classes = append(ts.classes, quicClass(a.main))
+			ts.obs = append(ts.obs, a.main)
+		}
+	}
+	if j.settleMixed(r, ts) {
+		return
+	}
+	n := len(ts.classes)
+	name := j.serverName(r, ts)
+	switch ts.classes[0] {
+	case classCert:
+		j.judgeCert(r, ts)
+	case classTLSTimeout:
+		what := fmt.Sprintf("the QUIC handshake with %s at %s got no answer in %d of %d tries", name, hostPort(r.v.Address, r.v.Port), n, n)
+		r.lossLike = true
+		if ref := j.ss.tcpAt(r.e.addr); ref != nil {
+			r.candidate = MethodQUICTimeout
+			r.v.Control = fmt.Sprintf("TCP to the same address (port %d) worked in %d of %d tries", ref.port, ref.successes, ref.attempts)
+		} else if q, tcp := j.ss.otherQUIC(r.family, r.e.addr), j.ss.tcpInNetworks(r.e.target, r.family); q != nil && tcp != nil {
+			r.candidate = MethodQUICTimeout
+			r.v.Control = fmt.Sprintf("QUIC to %s and TCP to %s (the same operator's network) worked in every try", q.target.Host, tcp.target.Host)
+		} else {
+			j.unattributable(r, what)
+			return
+		}
+		r.v.Evidence = what + "; " + r.v.Control
+	case classQUICVersion:
+		r.v.Verdict = VerdictFailed
+		r.v.Evidence = fmt.Sprintf("the server at %s speaks no QUIC version the probe offers: not blocking", hostPort(r.v.Address, r.v.Port))
+	default:
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = fmt.Sprintf("the QUIC handshake with %s failed with %s in %d of %d tries", name, r.v.Failure, n, n)
+	}
+}
+
+func udpClass(o *measurements.Observation) string {
+	switch {
+	case o.Failure == "" || o.STUN != nil && o.STUN.Responded:
+		return classOK
+	case o.Failure == failTimeout:
+		return classUDPSilence
+	case o.Failure == failRefused:
+		return classUDPRefused
+	}
+	return classUDPOther
+}
+
+func (j *endpointJudge) judgeUDP(r *judged) {
+	var ts tries
+	expect := r.e.target.STUNAnswers
+	for _, a := range r.e.attempts {
+		if a.main == nil {
+			continue
+		}
+		if a.main.STUN != nil {
+			expect = a.main.STUN.ExpectAnswer
+		}
+		ts.classes = append(ts.classes, udpClass(a.main))
+		ts.obs = append(ts.obs, a.main)
+	}
+	if j.settleMixed(r, ts) {
+		return
+	}
+	n := len(ts.classes)
+	where := hostPort(r.v.Address, r.v.Port)
+	switch ts.classes[0] {
+	case classUDPSilence:
+		what := fmt.Sprintf("no STUN answer from %s in %d of %d tries", where, n, n)
+		if !expect {
+			r.v.Verdict = VerdictInconclusive
+			r.v.Evidence = what + "; this server is not known to answer STUN, so its silence proves nothing"
+			return
+		}
+		ref := j.ss.otherUDP(r.family, r.e.addr)
+		if ref == nil {
+			if j.ss.controlsAllFailed() {
+				j.unattributable(r, what)
+				return
+			}
+			r.v.Verdict = VerdictInconclusive
+			r.v.Evidence = what + fmt.Sprintf("; no other UDP (control STUN server, QUIC) got an answer in every try over %s, so UDP may be blocked or lost everywhere", familyName(r.family))
+			return
+		}
+		r.lossLike = true
+		r.candidate = MethodUDPTimeout
+		if ref.step == measurements.StepUDP {
+			r.v.Control = fmt.Sprintf("STUN control %s answered in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
+		} else {
+			r.v.Control = fmt.Sprintf("QUIC to %s worked in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
+		}
+		r.v.Evidence = what + ", a server known to answer; " + r.v.Control
+	case classUDPRefused:
+		r.v.Verdict = VerdictFailed
+		r.v.Evidence = fmt.Sprintf("%s answered that the port is closed (%s): a server problem, not blocking", where, r.v.Failure)
+	default:
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = fmt.Sprintf("the STUN exchange with %s failed with %s", where, r.v.Failure)
+	}
+}
+
+// judgeCert judges an endpoint whose handshakes completed with a chain that
+// did not verify, in every try. An unknown authority alone is not proof of
+// interception (Apple runs private authorities and may move between them;
+// the computer may lack a root). Interception needs one of:
+//
+//   - a verified chain for the same name elsewhere whose issuer has the
+//     same name but another key (an impersonated authority);
+//   - for an issuer that does not name Apple: a verified chain for the
+//     same name elsewhere with another issuer; or, while control hosts'
+//     chains verify, a different chain for the control name on the same
+//     address, a leaf not valid for the name, or an unknown authority no
+//     verified chain has.
+func (j *endpointJudge) judgeCert(r *judged, ts tries) {
+	n := len(ts.obs)
+	name := j.serverName(r, ts)
+	var leaf leafInfo
+	for i, o := range ts.obs {
+		l, ok := parseLeaf(o.TLS.PeerCertificates)
+		if !ok {
+			r.v.Verdict = VerdictInconclusive
+			r.v.Evidence = fmt.Sprintf("the chain for %s did not verify (%s) and could not be read", name, r.v.Failure)
+			return
+		}
+		if i > 0 && l.issuerDN != leaf.issuerDN {
+			r.v.Verdict = VerdictInconclusive
+			r.v.Evidence = fmt.Sprintf("the chain for %s did not verify (%s) and changed issuer between tries", name, r.v.Failure)
+			return
+		}
+		leaf = l
+	}
+	r.v.Issuer = leaf.issuer
+	what := fmt.Sprintf("the chain for %s did not verify in %d of %d tries (%s); it was issued by %s", name, n, n, r.v.Failure, leaf.issuer)
+	intercepted := func(control string) {
+		r.candidate = MethodTLSInterception
+		r.v.Control = control
+		r.v.Evidence = what + "; " + control
+	}
+	if ref, ok := j.certs.forgedIssuer(name, leaf); ok {
+		intercepted(fmt.Sprintf("other paths got a chain for %s from an issuer of the same name (%s) but another key, and it verifies", name, ref.issuer))
+		return
+	}
+	if ref, ok := j.certs.verifiedElsewhere(name, leaf); ok && !leaf.appleLike() {
+		intercepted(fmt.Sprintf("other paths got a chain for %s issued by %s that verifies", name, ref.issuer))
+		return
+	}
+	tlsOK := j.net.checks.TLS == checkOK
+	if !leaf.appleLike() && tlsOK {
+		if ctl, ok := j.certs.controlDiffers(r.v.Address, leaf); ok && (ctl.appleLike() || j.certs.verifiedIssuers[ctl.issuerDN]) {
+			intercepted(fmt.Sprintf("the control name on the same address got a chain issued by %s", ctl.issuer))
+			return
+		}
+		if !leaf.covers(name) {
+			intercepted(fmt.Sprintf("the certificate is not valid for %s; control hosts' chains verify", name))
+			return
+		}
+		if r.v.Failure == failSSLAuthority && !j.certs.verifiedIssuers[leaf.issuerDN] {
+			intercepted("control hosts' chains verify, and no verified chain has this issuer")
+			return
+		}
+	}
+	if leaf.appleLike() || j.certs.verifiedIssuers[leaf.issuerDN] {
+		r.v.Verdict = VerdictOK
+		r.v.Successes = n
+		r.v.Evidence = what + "; the server was reached, and nothing shows interception (an authority other paths verify, or Apple's own, which this computer does not trust)"
+		return
+	}
+	r.v.Verdict = VerdictInconclusive
+	r.v.Evidence = what + "; nothing to compare it with"
+}

@@ -1,0 +1,149 @@
+package analysis
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/reachprobe/reachprobe/measurements"
+)
+
+// historyRuns is five daily runs: clean, clean, calls blocked twice, clean
+// again; given out of order, as a caller might.
+func historyRuns() []RunVerdicts {
+	worlds := []func() *world{
+		func() *world { return &world{} },
+		func() *world { return &world{} },
+		func() *world {
+			return &world{step: func(s *stepCtx) {
+				if forApple(s) && s.o.Step == measurements.StepUDP {
+					s.fail(failTimeout, "read")
+				}
+			}}
+		},
+		func() *world {
+			return &world{step: func(s *stepCtx) {
+				if forApple(s) && s.o.Step == measurements.StepUDP {
+					s.fail(failTimeout, "read")
+				}
+			}}
+		},
+		func() *world { return &world{} },
+	}
+	var runs []RunVerdicts
+	for i, w := range worlds {
+		in := w().build()
+		in.Run.ID = int64(i + 1)
+		in.Run.Started = runStart.Add(time.Duration(i) * 24 * time.Hour)
+		runs = append(runs, RunVerdicts{Run: in.Run, Report: Analyze(in)})
+	}
+	// Newest first: History must sort by start time.
+	for i, j := 0, len(runs)-1; i < j; i, j = i+1, j-1 {
+		runs[i], runs[j] = runs[j], runs[i]
+	}
+	return runs
+}
+
+func day(i int) time.Time { return runStart.Add(time.Duration(i) * 24 * time.Hour) }
+
+func TestHistory(t *testing.T) {
+	h := History(historyRuns())
+	if h.Runs != 5 || !h.From.Equal(day(0)) || !h.To.Equal(day(4)) {
+		t.Fatalf("runs %d from %v to %v, want 5 from %v to %v", h.Runs, h.From, h.To, day(0), day(4))
+	}
+	byService := map[string]ServiceHistory{}
+	for _, s := range h.Services {
+		byService[s.Service] = s
+	}
+	call := byService[measurements.GroupCall]
+	var verdicts []string
+	for _, p := range call.Points {
+		verdicts = append(verdicts, p.Verdict)
+	}
+	if want := []string{"ok", "ok", "blocked", "blocked", "ok"}; !equalStrings(verdicts, want) {
+		t.Errorf("call verdicts = %v, want %v", verdicts, want)
+	}
+	if call.FirstSeenBlocked == nil || !call.FirstSeenBlocked.Equal(day(2)) {
+		t.Errorf("call first seen blocked = %v, want %v", call.FirstSeenBlocked, day(2))
+	}
+	if call.LastSeenOK == nil || !call.LastSeenOK.Equal(day(4)) {
+		t.Errorf("call last seen ok = %v, want %v", call.LastSeenOK, day(4))
+	}
+	wantChanges := []Change{{RunID: 3, Time: day(2), From: "ok", To: "blocked"}, {RunID: 5, Time: day(4), From: "blocked", To: "ok"}}
+	if len(call.Changes) != len(wantChanges) {
+		t.Fatalf("call changes = %+v, want %+v", call.Changes, wantChanges)
+	}
+	for i, c := range call.Changes {
+		w := wantChanges[i]
+		if c.RunID != w.RunID || !c.Time.Equal(w.Time) || c.From != w.From || c.To != w.To {
+			t.Errorf("change %d = %+v, want %+v", i, c, w)
+		}
+	}
+	if call.Latest != "ok" || call.Agreeing != 3 || call.Steadiness != 0.6 {
+		t.Errorf("call latest %s, agreeing %d, steadiness %v; want ok, 3, 0.6", call.Latest, call.Agreeing, call.Steadiness)
+	}
+	push := byService[measurements.GroupPush]
+	if push.FirstSeenBlocked != nil || len(push.Changes) != 0 || push.Steadiness != 1 {
+		t.Errorf("push: first blocked %v, changes %v, steadiness %v; want never, none, 1", push.FirstSeenBlocked, push.Changes, push.Steadiness)
+	}
+	for _, a := range h.Apps {
+		if a.App == AppIMessage && len(a.Changes) != 0 {
+			t.Errorf("imessage changed: %+v", a.Changes)
+		}
+		if a.App == AppFaceTime && (a.FirstSeenBlocked == nil || !a.FirstSeenBlocked.Equal(day(2)) || a.LastSeenOK == nil || !a.LastSeenOK.Equal(day(4))) {
+			t.Errorf("facetime first blocked %v, last working %v; want %v, %v", a.FirstSeenBlocked, a.LastSeenOK, day(2), day(4))
+		}
+	}
+}
+
+func TestHistoryEmpty(t *testing.T) {
+	h := History(nil)
+	if h.Runs != 0 || len(h.Services) != 0 || len(h.Apps) != 0 {
+		t.Errorf("History(nil) = %+v, want an empty history", h)
+	}
+	var b bytes.Buffer
+	if err := h.WriteText(&b); err != nil || b.Len() == 0 {
+		t.Errorf("WriteText = %q, %v; want a line saying there is nothing", b.String(), err)
+	}
+}
+
+// TestGoldenHistory pins the history's JSON and text, regenerated with
+// -update like the analysis golden files.
+func TestGoldenHistory(t *testing.T) {
+	h := History(historyRuns())
+	var txt bytes.Buffer
+	if err := h.WriteText(&txt); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("testdata", "history")
+	files := map[string][]byte{"history.json": marshal(t, h), "history.txt": txt.Bytes()}
+	if *update {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, got := range files {
+		if want := readFile(t, filepath.Join(dir, name)); !bytes.Equal(got, want) {
+			t.Errorf("%s: %s", name, firstDiff(want, got))
+		}
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

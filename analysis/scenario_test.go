@@ -1,0 +1,437 @@
+package analysis
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	mrand "math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/reachprobe/reachprobe/measurements"
+)
+
+// This file synthesises the observations a run of the probe would store on
+// a network with a given censor or fault, for a catalog shaped like the
+// default one. Hooks play the censor: resolve rewrites what the network's
+// resolver answers, step turns a successful step into what the censor
+// makes of it. The generator follows the runner's order and conventions
+// (connect, control handshake on that connection, target handshake on a
+// new one; no TLS step after a failed connect; skipped addresses recorded
+// once per port).
+
+// runStart is when every synthetic run starts.
+var runStart = time.Date(2025, 11, 3, 10, 0, 0, 0, time.UTC)
+
+const (
+	controlName  = "www.example.com"
+	dohURL       = "https://doh.example/dns-query"
+	ispResolver  = "192.168.1.1:53"
+	stepDuration = 40 * time.Millisecond
+	stepTimeout  = 10 * time.Second
+)
+
+func prefixes(ss ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
+var (
+	pushNets  = prefixes("17.0.0.0/8", "2620:149:a44::/48", "2403:300:a42::/48", "2403:300:a51::/48", "2a01:b740:a42::/48")
+	appleNets = prefixes("17.0.0.0/8", "2620:149::/32", "2403:300::/32", "2a01:b740::/32")
+)
+
+// testCatalog is the default catalog in miniature: two couriers, the
+// provider API, two identity hosts, a call relay known to answer STUN,
+// Private Relay over QUIC and three control hosts.
+func testCatalog() []measurements.Target {
+	tls := []string{"tcp", "tls"}
+	return []measurements.Target{
+		{Name: "courier-1", Group: "push", Host: "1-courier.push.apple.com", Ports: []int{5223, 443}, Transports: tls,
+			ServerName: "courier.push.apple.com", ALPN: []string{"apns-security-v3"}, Networks: pushNets},
+		{Name: "courier-17", Group: "push", Host: "17-courier.push.apple.com", Ports: []int{5223, 443}, Transports: tls,
+			ServerName: "courier.push.apple.com", ALPN: []string{"apns-security-v3"}, Networks: pushNets},
+		{Name: "api-push", Group: "push", Host: "api.push.apple.com", Ports: []int{443, 2197}, Transports: tls,
+			ServerName: "api.push.apple.com", ALPN: []string{"h2"}, Networks: pushNets},
+		{Name: "identity-ess", Group: "identity", Host: "identity.ess.apple.com", Ports: []int{443}, Transports: tls,
+			ServerName: "identity.ess.apple.com", ALPN: []string{"h2", "http/1.1"}, Networks: appleNets},
+		{Name: "gsa", Group: "identity", Host: "gsa.apple.com", Ports: []int{443}, Transports: tls,
+			ServerName: "gsa.apple.com", ALPN: []string{"h2", "http/1.1"}, Networks: appleNets},
+		{Name: "facetime-relay", Group: "call", Host: "commnat-main.ess.apple.com", Ports: []int{3478, 16384}, Transports: []string{"udp"},
+			ServerName: "commnat-main.ess.apple.com", Networks: appleNets, STUNAnswers: true},
+		{Name: "mask", Group: "quic", Host: "mask.icloud.com", Ports: []int{443}, Transports: []string{"quic"},
+			ServerName: "mask.icloud.com", ALPN: []string{"h3"}, Networks: appleNets},
+		{Name: "control-tls", Group: "control", Host: "www.cloudflare.com", Ports: []int{443}, Transports: tls,
+			ServerName: "www.cloudflare.com", ALPN: []string{"h2", "http/1.1"}},
+		{Name: "control-quic", Group: "control", Host: "www.google.com", Ports: []int{443}, Transports: []string{"quic"},
+			ServerName: "www.google.com", ALPN: []string{"h3"}},
+		{Name: "control-stun", Group: "control", Host: "stun.cloudflare.com", Ports: []int{3478}, Transports: []string{"udp"},
+			ServerName: "stun.cloudflare.com", STUNAnswers: true},
+	}
+}
+
+// realAddrs are the hosts' real addresses; IPv6 ones are used only when a
+// scenario enables IPv6.
+var realAddrs = map[string][]string{
+	"1-courier.push.apple.com":   {"17.57.146.20", "17.57.146.21", "2620:149:a44::20"},
+	"17-courier.push.apple.com":  {"17.57.146.52", "17.57.146.53", "2620:149:a44::52"},
+	"api.push.apple.com":         {"17.188.128.10", "17.188.128.11", "2620:149:a44::100"},
+	"identity.ess.apple.com":     {"17.32.194.5", "17.32.194.6", "2403:300:a42::5"},
+	"gsa.apple.com":              {"17.32.195.40", "17.32.195.41", "2403:300:a42::40"},
+	"commnat-main.ess.apple.com": {"17.173.254.10", "17.173.254.11", "2403:300:a51::10"},
+	"mask.icloud.com":            {"17.248.180.10", "2403:300:a51::180"},
+	"www.cloudflare.com":         {"104.16.123.96", "2606:4700::6810:7b60"},
+	"www.google.com":             {"142.250.74.36", "2a00:1450:4001:82b::2004"},
+	"stun.cloudflare.com":        {"162.159.207.0", "2606:4700:49::"},
+}
+
+// world is one synthetic network.
+type world struct {
+	repeats   int
+	targets   []measurements.Target
+	ipv6      bool // hosts have AAAA records
+	ipv6Route bool // the probe's host can reach them
+	// resolve rewrites a lookup; nil leaves it as the real answer.
+	resolve func(l *lookup)
+	// step rewrites a step's observation, prefilled as a success (or as a
+	// timeout at an address no real server has); nil leaves it.
+	step func(s *stepCtx)
+	rng  *mrand.Rand
+
+	obs  []measurements.Observation
+	tick time.Duration
+}
+
+// lookup is one DNS query being synthesised.
+type lookup struct {
+	t      *measurements.Target
+	engine string
+	qtype  string
+	repeat int
+	o      *measurements.Observation
+}
+
+func (l *lookup) rcode(rcode, failure string) {
+	l.o.DNS.Rcode, l.o.DNS.Answers = rcode, nil
+	l.o.Failure, l.o.Operation = failure, "resolve"
+	if l.engine == measurements.EngineSystem {
+		l.o.DNS.Rcode = "" // the system resolver hides the rcode
+	}
+}
+
+func (l *lookup) timeout() {
+	l.o.DNS.Rcode, l.o.DNS.Answers = "", nil
+	l.o.Failure, l.o.Operation, l.o.Duration = failTimeout, "resolve", stepTimeout
+}
+
+// answer replaces the answers with addrs of the query's type.
+func (l *lookup) answer(addrs ...string) {
+	l.o.DNS.Rcode, l.o.Failure, l.o.Operation = "NOERROR", "", ""
+	l.o.DNS.Answers = answersFor(l.t.Host, l.qtype, addrs)
+	if len(l.o.DNS.Answers) == 0 {
+		l.o.Failure, l.o.Operation = failDNSNoAnswer, "resolve"
+	}
+}
+
+// late adds a second response that arrived after the first.
+func (l *lookup) late(addrs ...string) {
+	l.o.DNS.Late = append(l.o.DNS.Late, measurements.DNSResponse{Rcode: "NOERROR", Answers: answersFor(l.t.Host, l.qtype, addrs), Delay: 38 * time.Millisecond})
+}
+
+func answersFor(host, qtype string, addrs []string) []measurements.DNSAnswer {
+	var out []measurements.DNSAnswer
+	for _, s := range addrs {
+		a := netip.MustParseAddr(s)
+		if (qtype == "A") != a.Is4() {
+			continue
+		}
+		out = append(out, measurements.DNSAnswer{Name: host + ".", Type: qtype, Data: s, TTL: 300})
+	}
+	return out
+}
+
+// stepCtx is one connection step being synthesised.
+type stepCtx struct {
+	t      *measurements.Target
+	repeat int
+	addr   netip.Addr
+	real   bool // a real server of some host has this address
+	o      *measurements.Observation
+}
+
+// fail records a failure, dropping what only a success records.
+func (s *stepCtx) fail(failure, op string) {
+	s.o.Failure, s.o.Operation = failure, op
+	if failure == failTimeout {
+		s.o.Duration = stepTimeout
+	}
+	if s.o.TLS != nil {
+		d := s.o.TLS
+		d.PeerCertificates, d.Verified, d.VerifyFailure = nil, false, ""
+		d.NegotiatedProtocol, d.TLSVersion, d.CipherSuite = "", "", ""
+	}
+	if s.o.STUN != nil {
+		s.o.STUN.Responded, s.o.STUN.Class, s.o.STUN.MappedAddressSeen, s.o.STUN.ResponseBytes = false, "", false, 0
+		s.o.STUN.Attempts = 4
+	}
+}
+
+// chain replaces a completed handshake's chain by one that does not verify.
+func (s *stepCtx) chain(der []byte, failure, why string) {
+	s.o.Failure, s.o.Operation = failure, "tls_handshake"
+	if s.o.Step == measurements.StepQUIC {
+		s.o.Operation = "quic_handshake"
+	}
+	s.o.TLS.PeerCertificates = [][]byte{der}
+	s.o.TLS.Verified, s.o.TLS.VerifyFailure = false, why
+}
+
+func (s *stepCtx) isApple() bool {
+	return netip.MustParsePrefix("17.0.0.0/8").Contains(s.addr) || inNetworks(s.t, s.addr)
+}
+
+func (w *world) record(o measurements.Observation) *measurements.Observation {
+	o.ID = int64(len(w.obs) + 1)
+	o.RunID = 1
+	o.Started = runStart.Add(w.tick)
+	w.tick += 5 * time.Millisecond
+	if o.Duration == 0 {
+		o.Duration = stepDuration
+	}
+	w.obs = append(w.obs, o)
+	return &w.obs[len(w.obs)-1]
+}
+
+// build runs the synthetic probe and returns what Analyze gets.
+func (w *world) build() Input {
+	if w.repeats == 0 {
+		w.repeats = 1
+	}
+	if w.targets == nil {
+		w.targets = testCatalog()
+	}
+	for i := range w.targets {
+		if w.targets[i].ControlServerName == "" {
+			w.targets[i].ControlServerName = controlName
+		}
+		w.targets[i].Line = 1 + 10*i
+	}
+	for r := 0; r < w.repeats; r++ {
+		for i := range w.targets {
+			w.measure(&w.targets[i], r)
+		}
+	}
+	run := measurements.Run{ID: 1, Started: runStart, Ended: runStart.Add(w.tick + time.Second), Status: measurements.RunComplete,
+		SoftwareVersion: "test", CatalogDigest: "0000", CatalogName: "test", Observations: len(w.obs)}
+	return Input{Run: run, Targets: w.targets, Observations: w.obs}
+}
+
+func (w *world) measure(t *measurements.Target, repeat int) {
+	var addrs []netip.Addr
+	for _, qtype := range []string{"A", "AAAA"} {
+		for _, engine := range []string{measurements.EngineSystem, measurements.EngineUDP, measurements.EngineDoH} {
+			l := w.lookup(t, engine, qtype, repeat)
+			o := w.record(*l.o)
+			if o.Failure == "" || len(o.DNS.Answers) > 0 {
+				addrs = append(addrs, answerAddrs(o.DNS.Answers)...)
+			}
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	for _, addr := range slices.Compact(addrs) {
+		skip := ""
+		switch {
+		case isBogonFor(t, addr):
+			skip = measurements.SkipBogon
+		case addr.Is6() && !w.ipv6Route:
+			skip = measurements.SkipNoIPv6Route
+		}
+		for _, port := range t.Ports {
+			if skip != "" {
+				step, transport := measurements.StepTCP, "tcp"
+				if !t.Has("tcp") && !t.Has("tls") {
+					step, transport = measurements.Step(map[bool]string{true: "quic", false: "udp"}[t.Has("quic")]), "udp"
+				}
+				w.record(measurements.Observation{Step: step, Group: t.Group, Target: t.Name, Host: t.Host, Address: addr.String(),
+					Port: port, Transport: transport, Repeat: repeat, Skipped: skip, Duration: time.Nanosecond})
+				continue
+			}
+			w.endpoint(t, repeat, addr, port)
+		}
+	}
+}
+
+func (w *world) lookup(t *measurements.Target, engine, qtype string, repeat int) *lookup {
+	o := &measurements.Observation{Step: measurements.StepDNS, Group: t.Group, Target: t.Name, Host: t.Host, Repeat: repeat,
+		Transport: "udp", DNS: &measurements.DNSDetails{Engine: engine, QueryType: qtype}}
+	switch engine {
+	case measurements.EngineDoH:
+		o.Control, o.Transport, o.DNS.Resolver = true, "tcp", dohURL
+	case measurements.EngineUDP:
+		o.DNS.Resolver, o.DNS.TransactionID = ispResolver, uint16(0x1000+len(w.obs))
+	}
+	l := &lookup{t: t, engine: engine, qtype: qtype, repeat: repeat, o: o}
+	var real []string
+	if qtype == "A" || w.ipv6 {
+		real = realAddrs[t.Host]
+	}
+	l.answer(real...)
+	if w.resolve != nil {
+		w.resolve(l)
+	}
+	return l
+}
+
+func (w *world) endpoint(t *measurements.Target, repeat int, addr netip.Addr, port int) {
+	real := isRealAddr(addr)
+	fam := "ipv4"
+	if addr.Is6() {
+		fam = "ipv6"
+	}
+	base := measurements.Observation{Group: t.Group, Target: t.Name, Host: t.Host, Address: addr.String(), Port: port, Repeat: repeat}
+	run := func(o measurements.Observation) *measurements.Observation {
+		s := &stepCtx{t: t, repeat: repeat, addr: addr, real: real, o: &o}
+		if !real {
+			op := map[measurements.Step]string{measurements.StepTCP: "connect", measurements.StepTLS: "tls_handshake",
+				measurements.StepQUIC: "quic_handshake", measurements.StepUDP: "read"}[o.Step]
+			s.fail(failTimeout, op)
+		}
+		if w.step != nil {
+			w.step(s)
+		}
+		return w.record(o)
+	}
+	if t.Has("tcp") || t.Has("tls") {
+		c := base
+		c.Step, c.Transport, c.TCP = measurements.StepTCP, "tcp", &measurements.TCPDetails{Family: fam}
+		if conn := run(c); conn.Failure == "" && t.Has("tls") {
+			ctl := base
+			ctl.Step, ctl.Transport, ctl.Control = measurements.StepTLS, "tcp", true
+			ctl.TLS = tlsDetails(t, "tcp", controlName, true)
+			ctl.Failure, ctl.Operation = failSSLHostname, "tls_handshake"
+			run(ctl)
+			tgt := base
+			tgt.Step, tgt.Transport = measurements.StepTLS, "tcp"
+			tgt.TLS = tlsDetails(t, "tcp", t.ServerName, false)
+			run(tgt)
+		}
+	}
+	if t.Has("quic") {
+		q := base
+		q.Step, q.Transport, q.TLS = measurements.StepQUIC, "udp", tlsDetails(t, "udp", t.ServerName, false)
+		run(q)
+	}
+	if t.Has("udp") {
+		u := base
+		u.Step, u.Transport = measurements.StepUDP, "udp"
+		u.STUN = &measurements.STUNDetails{TransactionID: []byte("0123456789ab"), ExpectAnswer: t.STUNAnswers, Attempts: 1}
+		if t.STUNAnswers {
+			u.STUN.Responded, u.STUN.Class, u.STUN.MappedAddressSeen, u.STUN.ResponseBytes = true, "success", true, 32
+		} else {
+			// A server not known to answer STUN stays silent.
+			u.Failure, u.Operation, u.Duration, u.STUN.Attempts = failTimeout, "read", stepTimeout, 4
+		}
+		run(u)
+	}
+}
+
+// tlsDetails is a completed handshake with the server's real chain. The
+// control name gets the server's own certificate, which does not match it.
+func tlsDetails(t *measurements.Target, network, name string, control bool) *measurements.TLSDetails {
+	d := &measurements.TLSDetails{Network: network, ServerName: name, ALPN: t.ALPN, ClientHello: "iOS_14",
+		TLSVersion: "TLSv1.3", CipherSuite: "TLS_AES_128_GCM_SHA256", PeerCertificates: [][]byte{serverCert(t)}}
+	if control {
+		d.VerifyFailure = fmt.Sprintf("x509: certificate is valid for %s, not %s", t.ServerName, name)
+		return d
+	}
+	d.Verified = true
+	if len(t.ALPN) > 0 {
+		d.NegotiatedProtocol = t.ALPN[0]
+	}
+	return d
+}
+
+func isRealAddr(a netip.Addr) bool {
+	for _, as := range realAddrs {
+		if slices.Contains(as, a.String()) {
+			return true
+		}
+	}
+	return false
+}
+
+// Certificates: deterministic Ed25519 keys, so the golden files are
+// stable.
+var certEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type testCA struct {
+	cert *x509.Certificate
+	key  ed25519.PrivateKey
+}
+
+var (
+	caOnce                         sync.Once
+	appleCA, publicCA, interceptCA *testCA
+	leafCache                      sync.Map // "ca serial|ca name|name" -> []byte
+)
+
+func cas() {
+	caOnce.Do(func() {
+		appleCA = newTestCA(1, "Apple Public Server ECC CA 1 - G1", "Apple Inc.")
+		publicCA = newTestCA(2, "Example Public CA R1", "Example Trust Services")
+		interceptCA = newTestCA(3, "Network Security Certificate", "National Network Authority")
+	})
+}
+
+func newTestCA(seed byte, cn, org string) *testCA {
+	sum := sha256.Sum256([]byte{seed})
+	key := ed25519.NewKeyFromSeed(sum[:])
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(seed)), Subject: pkix.Name{CommonName: cn, Organization: []string{org}},
+		NotBefore: certEpoch, NotAfter: certEpoch.AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		panic(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(err)
+	}
+	return &testCA{cert: c, key: key}
+}
+
+// leaf returns a certificate for name issued by ca.
+func (ca *testCA) leaf(name string) []byte {
+	k := ca.cert.SerialNumber.String() + "|" + ca.cert.Subject.CommonName + "|" + name
+	if v, ok := leafCache.Load(k); ok {
+		return v.([]byte)
+	}
+	sum := sha256.Sum256([]byte(k))
+	key := ed25519.NewKeyFromSeed(sum[:])
+	tmpl := &x509.Certificate{SerialNumber: new(big.Int).SetBytes(sum[:8]), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: certEpoch, NotAfter: certEpoch.AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		panic(err)
+	}
+	leafCache.Store(k, der)
+	return der
+}
+
+// serverCert is the certificate t's real servers present.
+func serverCert(t *measurements.Target) []byte {
+	cas()
+	if t.Group == measurements.GroupControl {
+		return publicCA.leaf(t.ServerName)
+	}
+	return appleCA.leaf(t.ServerName)
+}

@@ -1,0 +1,141 @@
+package analysis
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// textTime is how text reports print times: UTC, to the second.
+const textTime = "2006-01-02 15:04:05 UTC"
+
+// WriteText writes the report for people: a line per app and per service,
+// then the evidence for every DNS name and endpoint that is not ok. The
+// output depends only on the report (it is sorted already).
+func (r Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	tries := "1 try"
+	if r.Repeats != 1 {
+		tries = fmt.Sprintf("%d tries", r.Repeats)
+	}
+	fmt.Fprintf(&b, "Run %d, started %s (%s", r.RunID, r.RunStarted.UTC().Format(textTime), orUnknown(r.RunStatus))
+	if r.Catalog != "" {
+		fmt.Fprintf(&b, ", catalog %s", r.Catalog)
+	}
+	fmt.Fprintf(&b, ", %s of each measurement)\n", tries)
+	fmt.Fprintf(&b, "Network: %s (%s)\n\n", r.Network.Status, r.Network.Reason)
+	for _, a := range r.Apps {
+		fmt.Fprintf(&b, "%s: %s (%s)\n", a.Title, a.Verdict, a.Reason)
+	}
+	for _, s := range r.Services {
+		tag := "confidence " + s.Confidence.Level
+		if len(s.Methods) > 0 {
+			tag = strings.Join(s.Methods, ", ") + "; " + tag
+		}
+		fmt.Fprintf(&b, "%s: %s [%s] (%s)\n", s.Title, s.Verdict, tag, s.Reason)
+	}
+	var dnsLines []string
+	for _, d := range r.DNS {
+		if d.Verdict == VerdictOK {
+			continue
+		}
+		dnsLines = append(dnsLines, fmt.Sprintf("  %s %s: %s%s: %s", d.Group, d.Host, d.Verdict, methodTag(d.Method, d.Suspected), d.Evidence))
+	}
+	if len(dnsLines) > 0 {
+		b.WriteString("\nDNS:\n" + strings.Join(dnsLines, "\n") + "\n")
+	}
+	var epLines []string
+	skipped := map[string]int{}
+	for _, e := range r.Endpoints {
+		switch e.Verdict {
+		case VerdictOK:
+			continue
+		case VerdictSkipped:
+			skipped[e.Skipped]++
+			continue
+		}
+		epLines = append(epLines, fmt.Sprintf("  %s %s %s/%s: %s%s: %s", e.Group, e.Host, hostPort(e.Address, e.Port), e.Transport,
+			e.Verdict, methodTag(e.Method, e.Suspected), e.Evidence))
+	}
+	for _, reason := range rankedMethods(skipped) {
+		epLines = append(epLines, fmt.Sprintf("  %d endpoints not measured: %s", skipped[reason], skipText(reason)))
+	}
+	if len(epLines) > 0 {
+		b.WriteString("\nEndpoints:\n" + strings.Join(epLines, "\n") + "\n")
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\nNotes:\n")
+		for _, n := range r.Notes {
+			b.WriteString("  " + n + "\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func methodTag(method, suspected string) string {
+	switch {
+	case method != "":
+		return " (" + method + ")"
+	case suspected != "":
+		return " (suspected " + suspected + ")"
+	}
+	return ""
+}
+
+func skipText(reason string) string {
+	switch reason {
+	case "no_ipv6_route":
+		return "no IPv6 route on this network (not a failure)"
+	case "bogon_address":
+		return "a private or reserved address from DNS, not contacted"
+	}
+	return reason
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "status unknown"
+	}
+	return s
+}
+
+// WriteText writes the history for people: per app and service, the
+// latest verdict, since when, how steady, and every change.
+func (h HistoryReport) WriteText(w io.Writer) error {
+	var b strings.Builder
+	if h.Runs == 0 {
+		b.WriteString("No runs to compare.\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	fmt.Fprintf(&b, "%d runs, from %s to %s\n", h.Runs, h.From.UTC().Format(textTime), h.To.UTC().Format(textTime))
+	write := func(title string, s SeriesHistory) {
+		fmt.Fprintf(&b, "\n%s: %s in the latest run; the same in %d of %d runs (steadiness %.2f)\n",
+			title, s.Latest, s.Agreeing, len(s.Points), s.Steadiness)
+		if s.FirstSeenBlocked != nil {
+			fmt.Fprintf(&b, "  first seen blocked: %s\n", s.FirstSeenBlocked.UTC().Format(textTime))
+		}
+		if s.LastSeenOK != nil {
+			fmt.Fprintf(&b, "  last seen %s: %s\n", s.okWord(), s.LastSeenOK.UTC().Format(textTime))
+		}
+		for _, c := range s.Changes {
+			fmt.Fprintf(&b, "  %s (run %d): %s -> %s\n", c.Time.UTC().Format(textTime), c.RunID, c.From, c.To)
+		}
+	}
+	for _, a := range h.Apps {
+		write(a.Title, a.SeriesHistory)
+	}
+	for _, s := range h.Services {
+		write(s.Title, s.SeriesHistory)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (s SeriesHistory) okWord() string {
+	if s.kind == "app" {
+		return AppWorking
+	}
+	return VerdictOK
+}

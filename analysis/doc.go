@@ -27,10 +27,12 @@
 //     through elsewhere (endpoint_udp.go).
 //
 // Evidence must then hold in every try of the run and be corroborated
-// when it could be chance (corroborate.go): silence, which packet loss
-// imitates, needs most of the service's endpoints to agree whenever the
-// run was measured once or the network is unstable. When nothing at all
-// answers, nothing is called blocked (network.go). Targets, services and
+// when it could be chance (corroborate.go): a pattern seen once needs
+// another endpoint of the service showing it; silence, which packet loss
+// imitates, needs most of the service's endpoints to agree, and all of
+// them, in enough tries to rule out chance, when the network is seen
+// losing packets. When nothing at all answers, nothing is called blocked
+// (network.go). Targets, services and
 // apps are then judged by majority (aggregate.go).
 //
 // The JSON format of Report and HistoryReport is documented in FORMAT.md;

@@ -1,0 +1,176 @@
+//go:build lab
+
+package lab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/probetest"
+)
+
+// repetitionDeadline is the probe's --timeout for one repetition of the
+// lab catalog. The slowest path is DNS (5 s), a connect (5 s) and two
+// handshakes (10 s each) one after the other; the lab catalog's jobs all
+// run at once, so twice that is ample.
+const repetitionDeadline = 60 * time.Second
+
+// commandGrace is what the test adds to the probe's own deadline before
+// it kills a probe that ignores it.
+const commandGrace = 30 * time.Second
+
+// labCatalog is the lab catalog, relative to the module root.
+const labCatalog = "testdata/lab/lab.catalog"
+
+// probeRun is what one "reachprobe run" in the client namespace left.
+type probeRun struct {
+	db       string
+	stdout   string
+	stderr   string
+	err      error
+	duration time.Duration
+}
+
+// startInternet starts the fake internet, with AAAA records in its zone
+// when withIPv6 is set.
+func (l *lab) startInternet(withIPv6 bool) {
+	l.t.Helper()
+	p := l.plan
+	l.start(l.internet, RoleInternet, InternetConfig{
+		Zone:      p.Zone(withIPv6),
+		CertNames: p.CertNames(),
+		TLSPorts:  p.TLSPorts(),
+		TLSALPN:   p.ALPNs("tls"),
+		QUICPorts: p.QUICPorts(),
+		QUICALPN:  p.ALPNs("quic"),
+		STUNPorts: p.STUNPorts(),
+		Resolver:  net.JoinHostPort(ResolverAddr, "53"),
+		DoHAddr:   DoHAddr,
+		DoHListen: net.JoinHostPort(DoHAddr, strconv.Itoa(dohBackendPort)),
+	})
+}
+
+// runProbe runs "reachprobe run" unchanged in the client namespace, with
+// the lab catalog, the test CA and the lab's DoH control.
+func (l *lab) runProbe(repeat int) *probeRun {
+	l.t.Helper()
+	r := &probeRun{db: filepath.Join(l.t.TempDir(), "reachprobe.db")}
+	timeout := time.Duration(repeat) * repetitionDeadline
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+commandGrace)
+	defer cancel()
+	args := []string{"netns", "exec", l.client, probeBinary, "run",
+		"--targets", filepath.Join(moduleRoot, labCatalog),
+		"--ca-file", filepath.Join(moduleRoot, probetest.TestCACertFile),
+		"--control-doh", DoHURL,
+		"--db", r.db,
+		"--repeat", strconv.Itoa(repeat),
+		"--repeat-spacing", "0s",
+		"--timeout", timeout.String(),
+		"-v",
+	}
+	cmd := exec.CommandContext(ctx, "ip", args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	started := time.Now()
+	r.err = cmd.Run()
+	r.duration = time.Since(started)
+	r.stdout, r.stderr = stdout.String(), stderr.String()
+	return r
+}
+
+// reachprobe runs a command of the binary that needs no network (show,
+// analyze) on the host and returns its standard output.
+func reachprobe(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, probeBinary, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("reachprobe %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// storedRun is "reachprobe show latest --json".
+type storedRun struct {
+	Run          measurements.Run
+	Observations []measurements.Observation
+}
+
+func (r *probeRun) observations() (*storedRun, error) {
+	out, err := reachprobe("show", "--db="+r.db, "--json", "latest")
+	if err != nil {
+		return nil, err
+	}
+	var s storedRun
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		return nil, fmt.Errorf("decoding show --json: %w", err)
+	}
+	return &s, nil
+}
+
+// report is the part of "reachprobe analyze --format json" the lab
+// checks (analysis/FORMAT.md describes all of it).
+type report struct {
+	RunID     int64  `json:"run_id"`
+	RunStatus string `json:"run_status"`
+	Network   struct {
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+	} `json:"network"`
+	Apps []struct {
+		App     string `json:"app"`
+		Verdict string `json:"verdict"`
+		Reason  string `json:"reason"`
+	} `json:"apps"`
+	Services []struct {
+		Service string   `json:"service"`
+		Verdict string   `json:"verdict"`
+		Methods []string `json:"methods"`
+		Reason  string   `json:"reason"`
+	} `json:"services"`
+	DNS []struct {
+		Target  string `json:"target"`
+		Group   string `json:"group"`
+		Host    string `json:"host"`
+		Verdict string `json:"verdict"`
+		Method  string `json:"method"`
+	} `json:"dns"`
+	Endpoints []struct {
+		Target    string `json:"target"`
+		Group     string `json:"group"`
+		Host      string `json:"host"`
+		Address   string `json:"address"`
+		Port      int    `json:"port"`
+		Transport string `json:"transport"`
+		Verdict   string `json:"verdict"`
+		Method    string `json:"method"`
+		Failure   string `json:"failure"`
+		Operation string `json:"operation"`
+		Skipped   string `json:"skipped"`
+	} `json:"endpoints"`
+}
+
+// analyze runs "reachprobe analyze --format json" on the run's database
+// and returns the raw JSON and its decoding.
+func (r *probeRun) analyze() (string, *report, error) {
+	out, err := reachprobe("analyze", "--db="+r.db, "--format=json")
+	if err != nil {
+		return out, nil, err
+	}
+	var rep report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		return out, nil, fmt.Errorf("decoding analyze's JSON: %w", err)
+	}
+	return out, &rep, nil
+}

@@ -52,10 +52,11 @@ func cmdShow(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "show", "RUN [flags]", "Shows one run and every observation it stored. RUN is a run number or \"latest\".")
 	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
 	asJSON := fs.Bool("json", false, "print the run and its observations as JSON")
-	if err := parseFlags(fs, interspersed(args)); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return usageError{errors.New("show: give one RUN (a number or \"latest\")")}
 	}
 	store, err := openStore(ctx, env, *db)
@@ -63,7 +64,7 @@ func cmdShow(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	defer store.Close()
-	run, err := lookupRun(ctx, store, fs.Arg(0))
+	run, err := lookupRun(ctx, store, pos[0])
 	if err != nil {
 		return err
 	}
@@ -88,20 +89,6 @@ func cmdShow(ctx context.Context, env *environ, args []string) error {
 			o.Duration.Round(time.Millisecond), result(&o))
 	}
 	return tw.Flush()
-}
-
-// interspersed moves flags after positional arguments to the front, so
-// "show 3 --json" works as well as "show --json 3".
-func interspersed(args []string) []string {
-	var flags, pos []string
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") {
-			flags = append(flags, a)
-		} else {
-			pos = append(pos, a)
-		}
-	}
-	return append(flags, pos...)
 }
 
 func lookupRun(ctx context.Context, store *measurements.Store, arg string) (measurements.Run, error) {

@@ -166,3 +166,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestDefaultQUICTargetsOfferH3 guards against a QUIC target offering only
+// TCP protocols: HTTP/3 servers refuse such a handshake, which would look
+// like a failure of the network.
+func TestDefaultQUICTargetsOfferH3(t *testing.T) {
+	cat, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range cat.Targets {
+		if tg.Has("quic") && !slices.Contains(tg.ALPN, "h3") {
+			t.Errorf("target %s measures QUIC with ALPN %v, want h3", tg.Name, tg.ALPN)
+		}
+	}
+}

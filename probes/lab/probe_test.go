@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/reachprobe/reachprobe/measurements"
@@ -38,6 +39,9 @@ type probeRun struct {
 	stderr   string
 	err      error
 	duration time.Duration
+	// maxRSS is the probe's peak resident memory in KiB ("ip netns exec"
+	// execs the probe in its own process).
+	maxRSS int64
 }
 
 // startInternet starts the fake internet, with AAAA records in its zone
@@ -63,12 +67,22 @@ func (l *lab) startInternet(withIPv6 bool) {
 // the lab catalog, the test CA and the lab's DoH control.
 func (l *lab) runProbe(repeat int) *probeRun {
 	l.t.Helper()
+	return l.runProbeCatalog(repeat, filepath.Join(moduleRoot, labCatalog))
+}
+
+// runProbeCatalog runs the probe with the catalog at path, or with its
+// embedded default catalog when path is empty.
+func (l *lab) runProbeCatalog(repeat int, path string) *probeRun {
+	l.t.Helper()
 	r := &probeRun{db: filepath.Join(l.t.TempDir(), "reachprobe.db")}
 	timeout := time.Duration(repeat) * repetitionDeadline
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+commandGrace)
 	defer cancel()
-	args := []string{"netns", "exec", l.client, probeBinary, "run",
-		"--targets", filepath.Join(moduleRoot, labCatalog),
+	args := []string{"netns", "exec", l.client, probeBinary, "run"}
+	if path != "" {
+		args = append(args, "--targets", path)
+	}
+	args = append(args,
 		"--ca-file", filepath.Join(moduleRoot, probetest.TestCACertFile),
 		"--control-doh", DoHURL,
 		"--db", r.db,
@@ -76,13 +90,18 @@ func (l *lab) runProbe(repeat int) *probeRun {
 		"--repeat-spacing", "0s",
 		"--timeout", timeout.String(),
 		"-v",
-	}
+	)
 	cmd := exec.CommandContext(ctx, "ip", args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	started := time.Now()
 	r.err = cmd.Run()
 	r.duration = time.Since(started)
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			r.maxRSS = ru.Maxrss
+		}
+	}
 	r.stdout, r.stderr = stdout.String(), stderr.String()
 	return r
 }

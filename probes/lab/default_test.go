@@ -1,0 +1,96 @@
+//go:build lab
+
+package lab
+
+import (
+	"testing"
+
+	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/catalog"
+)
+
+// TestLabDefaultCatalog runs the embedded default catalog, as "reachprobe
+// run" does with no --targets, in the lab: on a clean network every Apple
+// endpoint it names must be reachable (the catalog, the probe and the
+// fake internet agree), and on a network that drops every packet the run
+// must end with nothing called blocked. It logs the run time and peak
+// memory of each; the figures are reported, not asserted.
+func TestLabDefaultCatalog(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := NewPlan(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		censor func(l *lab)
+		check  func(t *testing.T, s *storedRun, rep *report)
+	}{
+		{"clean", nil, func(t *testing.T, s *storedRun, rep *report) {
+			for _, o := range s.Observations {
+				if o.Group != measurements.GroupCall && o.Step != measurements.StepDNS && !o.Succeeded() && !o.Control {
+					t.Errorf("%s %s %s:%d: %s %s, want success on a clean network", o.Target, o.Step, o.Address, o.Port, o.Operation, o.Failure)
+				}
+			}
+			for _, sv := range rep.Services {
+				if sv.Service != measurements.GroupCall && sv.Verdict != "ok" {
+					t.Errorf("service %s: %s, want ok", sv.Service, sv.Verdict)
+				}
+			}
+		}},
+		{"drop-everything", func(l *lab) { l.forward("-j", "DROP") }, func(t *testing.T, s *storedRun, rep *report) {
+			if rep.Network.Status != "no_connectivity" {
+				t.Errorf("network status %q, want no_connectivity", rep.Network.Status)
+			}
+			for _, sv := range rep.Services {
+				if sv.Verdict == "blocked" {
+					t.Errorf("service %s called blocked on a network that drops everything", sv.Service)
+				}
+			}
+		}},
+		{"apple-dropped", func(l *lab) { l.forward("-d", "17.0.0.0/8", "-j", "DROP") }, func(t *testing.T, s *storedRun, rep *report) {
+			if rep.Network.Status == "no_connectivity" {
+				t.Error("network called no_connectivity while the control hosts answer")
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLab(t, plan)
+			l.startInternet(false)
+			if c.censor != nil {
+				c.censor(l)
+			}
+			r := l.runProbeCatalog(1, "")
+			t.Logf("default catalog, %s: run took %s, peak memory %d KiB", c.name, r.duration.Round(100_000_000), r.maxRSS)
+			if r.err != nil {
+				t.Fatalf("reachprobe run: %v\n%s\n%s", r.err, r.stdout, r.stderr)
+			}
+			s, err := r.observations()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Run.Status != measurements.RunComplete {
+				t.Errorf("run status %q, want complete", s.Run.Status)
+			}
+			raw, rep, err := r.analyze()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, s, rep)
+			if t.Failed() {
+				t.Logf("analyze:\n%s\nprobe output:\n%s\n%s", raw, r.stdout, r.stderr)
+			}
+		})
+	}
+}

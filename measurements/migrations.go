@@ -59,6 +59,31 @@ CREATE TABLE observations (
 CREATE INDEX observations_run ON observations (run_id);
 CREATE INDEX observations_target_step ON observations (target, step);
 `,
+	// 2: what is kept of a run whose observations were pruned (PruneRun):
+	// an encoded summary made from them before they were deleted, how many
+	// there were and when they went. The run's row itself stays in runs.
+	`
+CREATE TABLE run_summaries (
+	run_id       INTEGER PRIMARY KEY REFERENCES runs (id),
+	pruned       INTEGER NOT NULL,
+	observations INTEGER NOT NULL,
+	summary      TEXT NOT NULL CHECK (json_valid(summary))
+) STRICT;
+`,
+	// 3: the networks a run was measured from (SetRunNetwork): the
+	// probe's and its resolver's AS number, AS name and country, never an
+	// address. A run without a row has unknown networks.
+	`
+CREATE TABLE run_networks (
+	run_id                INTEGER PRIMARY KEY REFERENCES runs (id),
+	probe_asn             INTEGER NOT NULL CHECK (probe_asn >= 0),
+	probe_network_name    TEXT NOT NULL,
+	probe_cc              TEXT NOT NULL,
+	resolver_asn          INTEGER NOT NULL CHECK (resolver_asn >= 0),
+	resolver_network_name TEXT NOT NULL,
+	resolver_cc           TEXT NOT NULL
+) STRICT;
+`,
 }
 
 // migrate applies the scripts (migrations, in production) the database has

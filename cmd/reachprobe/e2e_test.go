@@ -47,6 +47,9 @@ func TestMain(m *testing.M) {
 // testdata/e2e/loopback.catalog.tmpl, and the files a run needs.
 type loopbackLab struct {
 	dir, catalog, resolvConf, caFile, doh string
+	// stun is a loopback STUN server for --stun-server, so that a run's
+	// network identity never asks a server on the internet.
+	stun string
 }
 
 // must panics on a set-up error; startLoopbackLab turns the panic into
@@ -113,7 +116,8 @@ func startLoopbackLab(t *testing.T) *loopbackLab {
 	doh.StartTLS()
 	t.Cleanup(doh.Close)
 
-	l := &loopbackLab{dir: t.TempDir(), caFile: filepath.Join(root, "testdata", "ca", "ca.pem"), doh: doh.URL + "/dns-query"}
+	l := &loopbackLab{dir: t.TempDir(), caFile: filepath.Join(root, "testdata", "ca", "ca.pem"), doh: doh.URL + "/dns-query",
+		stun: stunSrv.Addr().String()}
 	l.resolvConf = filepath.Join(l.dir, "resolv.conf")
 	if err := os.WriteFile(l.resolvConf, []byte("# loopback lab\nnameserver "+dnsSrv.Addr()+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -137,7 +141,7 @@ func startLoopbackLab(t *testing.T) *loopbackLab {
 
 func (l *loopbackLab) runArgs(db string, extra ...string) []string {
 	return append([]string{"run", "--db", db, "--targets", l.catalog, "--ca-file", l.caFile,
-		"--control-doh", l.doh, "--resolv-conf", l.resolvConf}, extra...)
+		"--control-doh", l.doh, "--resolv-conf", l.resolvConf, "--stun-server", l.stun}, extra...)
 }
 
 // find returns the observations of target and step matching keep.
@@ -204,7 +208,9 @@ func TestEndToEndRun(t *testing.T) {
 	ok := func(o *measurements.Observation) bool { return o.Succeeded() }
 	notControl := func(o *measurements.Observation) bool { return !o.Control }
 	engine := func(e string) func(*measurements.Observation) bool {
-		return func(o *measurements.Observation) bool { return o.DNS != nil && o.DNS.Engine == e && o.DNS.QueryType == "A" }
+		return func(o *measurements.Observation) bool {
+			return o.DNS != nil && o.DNS.Engine == e && o.DNS.QueryType == "A"
+		}
 	}
 	check := func(name string, got []*measurements.Observation, want func(*measurements.Observation) bool, why string) {
 		t.Helper()

@@ -18,9 +18,10 @@ import (
 const (
 	exitOK          = 0 // the command did what was asked; a run completed
 	exitFailure     = 1 // the command failed (a run that could not finish, an I/O error)
-	exitUsage       = 2 // bad flags, arguments, catalog or CA file
-	exitDatabase    = 3 // the database cannot be opened: corrupt, newer version, unreadable
+	exitUsage       = 2 // bad flags, arguments, config, catalog or CA file
+	exitDatabase    = 3 // the database cannot be opened or written: corrupt, newer version, unreadable, full disk, read-only
 	exitInterrupted = 4 // a run was stopped by SIGINT or SIGTERM; what finished is stored
+	exitLocked      = 5 // another run (or prune) holds the database; nothing was written
 )
 
 // version is set at build time by the Makefile (-ldflags -X main.version).
@@ -46,8 +47,13 @@ var commands []command
 func init() {
 	commands = []command{
 		{"run", "measure the catalog and store every observation", cmdRun},
+		{"analyze", "judge a run: blocked, degraded or working, with the evidence", cmdAnalyze},
+		{"report", "write runs as a web page, CSV, JSON or OONI measurements", cmdReport},
 		{"list", "list stored runs", cmdList},
 		{"show", "show one run's observations", cmdShow},
+		{"prune", "delete old observations, keeping each run's verdicts", cmdPrune},
+		{"schedule", "install, remove or check a scheduled run (systemd timer or cron)", cmdSchedule},
+		{"config", "show the effective settings and where each came from", cmdConfig},
 		{"targets", "print the catalog in use", cmdTargets},
 		{"version", "print the version", cmdVersion},
 	}
@@ -60,9 +66,18 @@ type environ struct {
 	getenv         func(string) string
 	// stderrIsTerminal says whether progress may be drawn.
 	stderrIsTerminal bool
+	// events, set by a command that takes --log-format, is where the
+	// error ending the command is reported; nil means plain text.
+	events *eventLog
+	// schedule installs and inspects scheduled runs; nil means the real
+	// systemd and crontab of this machine (tests set a fake one).
+	schedule *scheduler
 }
 
 func main() {
+	// quic-go warns on stderr when it cannot enlarge its UDP buffers, which
+	// an unprivileged user cannot; handshakes do not need large buffers.
+	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	env := &environ{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stderrIsTerminal: isTerminal(os.Stderr)}
 	os.Exit(runMain(context.Background(), env, os.Args[1:]))
 }
@@ -95,19 +110,27 @@ func exitCode(env *environ, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fmt.Fprintf(env.stderr, "reachprobe: %v\n", err)
+	code := exitFailure
 	var u usageError
 	var d dbError
 	var in interruptedError
+	var l lockedError
 	switch {
 	case errors.As(err, &u):
-		return exitUsage
+		code = exitUsage
+	case errors.As(err, &l):
+		code = exitLocked
 	case errors.As(err, &d):
-		return exitDatabase
+		code = exitDatabase
 	case errors.As(err, &in):
-		return exitInterrupted
+		code = exitInterrupted
 	}
-	return exitFailure
+	if env.events != nil {
+		env.events.commandError(err, code)
+	} else {
+		fmt.Fprintf(env.stderr, "reachprobe: %v\n", err)
+	}
+	return code
 }
 
 func printUsage(w io.Writer) {

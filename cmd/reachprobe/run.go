@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -35,23 +36,29 @@ const repetitionBudget = 2 * time.Minute
 
 // runOptions are the flags of "run".
 type runOptions struct {
-	targets       string
-	db            string
-	caFiles       listFlag
-	doh           listFlag
-	resolvConf    string
-	parallel      int
-	repeat        int
-	repeatSpacing time.Duration
-	timeout       time.Duration
-	verbose       bool
-	quiet         bool
+	targets        string
+	db             string
+	caFiles        listFlag
+	doh            listFlag
+	resolvConf     string
+	parallel       int
+	repeat         int
+	repeatSpacing  time.Duration
+	timeout        time.Duration
+	verbose        bool
+	quiet          bool
+	config         string
+	logFormat      logFormat
+	wait           time.Duration
+	pruneOlderThan ageFlag
+	stunServer     string
+	noNetworkID    bool
 }
 
-func cmdRun(ctx context.Context, env *environ, args []string) error {
-	var o runOptions
-	fs := newFlagSet(env, "run", "[flags]",
-		"Measures every target of the catalog (DNS, TCP, TLS, QUIC, UDP) from this network and stores each\nobservation in the local database as it completes. Nothing is uploaded.")
+// newRunFlagSet makes a flag set with run's flags that the config file can
+// also set (see configKeys), and --config.
+func newRunFlagSet(env *environ, name, args, about string, o *runOptions) *flag.FlagSet {
+	fs := newFlagSet(env, name, args, about)
 	fs.StringVar(&o.targets, "targets", "", "catalog `FILE` replacing the embedded default catalog")
 	fs.StringVar(&o.db, "db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
 	fs.Var(&o.caFiles, "ca-file", "PEM `FILE` of extra trusted roots, added to the system roots (repeatable)")
@@ -61,16 +68,34 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	fs.IntVar(&o.repeat, "repeat", 1, "measure every target `N` times")
 	fs.DurationVar(&o.repeatSpacing, "repeat-spacing", runner.DefaultRepeatSpacing, "pause between repetitions (censors' residual blocks last 60-180s)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "deadline for the whole run (default 2m per repetition plus the spacing)")
+	fs.Var(&o.logFormat, "log-format", "`FORMAT` of what is written to standard error: text, or json (one object per line and event)")
+	fs.StringVar(&o.config, "config", "", "config `FILE` (default "+configFileHelp+"); flags override it")
+	return fs
+}
+
+func cmdRun(ctx context.Context, env *environ, args []string) error {
+	var o runOptions
+	fs := newRunFlagSet(env, "run", "[flags]",
+		"Measures every target of the catalog (DNS, TCP, TLS, QUIC, UDP) from this network and stores each\nobservation in the local database as it completes. Nothing is uploaded.", &o)
 	fs.BoolVar(&o.verbose, "v", false, "print progress and the summary even when standard error is not a terminal")
 	fs.BoolVar(&o.quiet, "q", false, "print nothing but errors, even on a terminal")
+	fs.DurationVar(&o.wait, "wait", 0, "when another run holds the database, wait up to `DURATION` for it (default: exit at once with code 5)")
+	fs.Var(&o.pruneOlderThan, "prune-older-than", "after a run that completed, prune the observations of runs started more than `DURATION` ago (e.g. 2160h or 90d)")
+	fs.StringVar(&o.stunServer, "stun-server", defaultSTUNServer, "STUN server (`HOST:PORT`, the name resolved with the system resolver) that tells the probe's public address after the run, to look up its network (AS, country); the address itself is never stored")
+	fs.BoolVar(&o.noNetworkID, "no-network-id", false, "do not look up the network measured from (no STUN request): it is recorded as AS0 / ZZ")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("run: unexpected argument %q", fs.Arg(0))}
 	}
-	if o.parallel < 1 || o.repeat < 1 || o.repeatSpacing < 0 || o.timeout < 0 {
-		return usageError{errors.New("run: --parallel and --repeat must be at least 1, --repeat-spacing and --timeout not negative")}
+	if _, err := applyConfig(env, fs, o.config); err != nil {
+		return err
+	}
+	log := newEventLog(env.stderr, o.logFormat)
+	env.events = log
+	if o.parallel < 1 || o.repeat < 1 || o.repeatSpacing < 0 || o.timeout < 0 || o.wait < 0 {
+		return usageError{errors.New("run: --parallel and --repeat must be at least 1, --repeat-spacing, --timeout and --wait not negative")}
 	}
 
 	cat, err := loadCatalog(o.targets)
@@ -81,7 +106,7 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	resolver, err := newResolver(o.resolvConf, env)
+	resolver, err := newResolver(o.resolvConf, log)
 	if err != nil {
 		return err
 	}
@@ -91,29 +116,48 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		doh = defaultDoH
 	}
 
-	store, err := openStore(ctx, env, o.db)
+	dbPath := o.db
+	if dbPath == "" {
+		if dbPath, err = defaultDBPath(env); err != nil {
+			return err
+		}
+	}
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The lock comes first: a run still "running" is then certainly dead.
+	lock, err := lockDatabase(sigCtx, dbPath, o.wait, func(lockFile string, pid int) {
+		log.event("waiting_for_lock", "lock_file", lockFile, "holder_pid", pid, "wait_s", o.wait.Seconds())
+	})
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	store, err := openStore(ctx, env, dbPath)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if _, err := store.MarkUnfinishedRuns(ctx, time.Now().UTC()); err != nil {
-		return dbError{err}
+	if n, err := store.MarkUnfinishedRuns(ctx, time.Now().UTC()); err != nil {
+		return dbError{explainWriteError(err)}
+	} else if n > 0 {
+		log.event("runs_marked_interrupted", "runs", n)
 	}
 
+	started := time.Now().UTC()
 	runID, err := store.BeginRun(ctx, measurements.Run{
-		Started: time.Now().UTC(), Status: measurements.RunRunning, SoftwareVersion: version,
+		Started: started, Status: measurements.RunRunning, SoftwareVersion: version,
 		CatalogDigest: cat.Digest, CatalogName: cat.Name,
 	}, cat)
 	if err != nil {
-		return dbError{err}
+		return dbError{explainWriteError(err)}
 	}
+	log.event("run_started", "run_id", runID, "db", dbPath, "catalog", cat.Name, "catalog_digest", cat.Digest,
+		"targets", len(cat.Targets), "repeat", o.repeat, "version", version, "pid", os.Getpid())
 
 	timeout := o.timeout
 	if timeout == 0 {
 		timeout = time.Duration(o.repeat)*repetitionBudget + time.Duration(o.repeat-1)*o.repeatSpacing
 	}
-	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	runCtx, cancel := context.WithTimeout(sigCtx, timeout)
 	defer cancel()
 
@@ -122,11 +166,12 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		spacing = -1 // the runner reads 0 as "default"
 	}
 	show := (env.stderrIsTerminal && !o.quiet) || o.verbose
-	prog := newProgressPrinter(env, show)
+	prog := newProgressPrinter(env, show && !log.json())
+	tally := newRunTally()
 	r := &runner.Runner{
 		Catalog: cat, Resolver: resolver, DoHURLs: doh, RootCAs: roots,
 		Parallel: o.parallel, Repeat: o.repeat, RepeatSpacing: spacing,
-		Recorder: store, RunID: runID, Progress: prog.update,
+		Recorder: store, RunID: runID, Progress: func(p runner.Progress) { tally.add(p.Last); prog.update(p) },
 	}
 	summary, runErr := r.Run(runCtx)
 	prog.done()
@@ -135,17 +180,24 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	var result error
 	switch {
 	case errors.Is(runErr, runner.ErrRecord):
-		status, result = measurements.RunFailed, dbError{runErr}
+		status, result = measurements.RunFailed, dbError{explainWriteError(runErr)}
 	case sigCtx.Err() != nil:
 		status, result = measurements.RunInterrupted, interruptedError{fmt.Errorf("run %d interrupted; the observations that finished are stored", runID)}
 	case runCtx.Err() != nil:
 		status, result = measurements.RunFailed, fmt.Errorf("run %d did not finish within %s; the observations that finished are stored", runID, timeout)
 	}
 	if err := store.EndRun(context.WithoutCancel(ctx), runID, status, time.Now().UTC()); err != nil && result == nil {
-		result = dbError{err}
+		result = dbError{explainWriteError(err)}
 	}
+	tally.report(log, cat, runID, status, started, result)
 	if show && summary != nil {
 		printSummary(env, runID, status, summary)
+	}
+	if !o.noNetworkID && sigCtx.Err() == nil {
+		recordNetwork(sigCtx, store, runID, o.stunServer, resolver, log)
+	}
+	if result == nil && o.pruneOlderThan > 0 {
+		result = pruneDatabase(ctx, env, store, log, time.Duration(o.pruneOlderThan), false, show)
 	}
 	return result
 }
@@ -170,7 +222,7 @@ func loadCatalog(path string) (measurements.Catalog, error) {
 // system engine is Go's resolver as applications in this binary see it; a
 // different file (a test or a lab) points the system engine at the file's
 // first nameserver too, so one file steers all plain DNS.
-func newResolver(path string, env *environ) (*dnsprobe.Resolver, error) {
+func newResolver(path string, log *eventLog) (*dnsprobe.Resolver, error) {
 	servers, err := dnsprobe.ReadResolvConf(path)
 	if err != nil {
 		if path != defaultResolvConf {
@@ -178,7 +230,7 @@ func newResolver(path string, env *environ) (*dnsprobe.Resolver, error) {
 		}
 		// A host without resolv.conf still has a system resolver; the
 		// plain engine has nothing to query and is left out.
-		fmt.Fprintf(env.stderr, "reachprobe: %v; plain DNS is not measured\n", err)
+		log.warn(fmt.Sprintf("%v; plain DNS is not measured", err))
 		return &dnsprobe.Resolver{}, nil
 	}
 	r := &dnsprobe.Resolver{Nameservers: servers}
@@ -209,13 +261,13 @@ func defaultDBPath(env *environ) (string, error) {
 func openStore(ctx context.Context, env *environ, path string) (*measurements.Store, error) {
 	if path == "" {
 		var err error
-		if path, err = defaultDBPath(env); err != nil {
+		if path, err = configuredDBPath(env, ""); err != nil {
 			return nil, err
 		}
 	}
 	s, err := measurements.Open(ctx, path)
 	if err != nil {
-		return nil, dbError{err}
+		return nil, dbError{explainWriteError(err)}
 	}
 	return s, nil
 }

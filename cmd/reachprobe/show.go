@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -216,4 +217,21 @@ func cmdVersion(ctx context.Context, env *environ, args []string) error {
 	}
 	_, err := fmt.Fprintf(env.stdout, "reachprobe %s\n", version)
 	return err
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments ("show 3 --json" as well as "show --json 3") and
+// returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
 }

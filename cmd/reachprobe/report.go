@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/reachprobe/reachprobe/analysis"
+	"github.com/reachprobe/reachprobe/analysis/htmlreport"
+	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/measurements/export"
+	"github.com/reachprobe/reachprobe/probes/catalog"
+	"github.com/reachprobe/reachprobe/probes/netid"
+)
+
+// reportFileMode is the mode of a report written with -o: reports are
+// made to be shared, unlike the database they come from.
+const reportFileMode os.FileMode = 0o644
+
+// Report formats.
+const (
+	formatHTML = "html"
+	formatCSV  = "csv"
+	formatJSON = "json"
+	formatOONI = "ooni"
+)
+
+func cmdReport(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, "report", "[RUN | --since DURATION] [--format html|csv|json|ooni] [-o FILE] [flags]",
+		"Writes stored runs in a format to read or to process: html, one self-contained page for people;\n"+
+			"csv, one row per observation for a spreadsheet; json, the analyses and observations for scripts;\n"+
+			"ooni, one OONI measurement per target and run (JSON Lines) for OONI's tools. RUN is a run number\n"+
+			"or \"latest\" (the default); --since takes every finished run started within DURATION. No export\n"+
+			"contains this machine's IP address.")
+	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
+	format := fs.String("format", formatHTML, "`FORMAT`: html, csv, json or ooni")
+	var since ageFlag
+	fs.Var(&since, "since", "report every finished run started within `DURATION` (7d, 168h)")
+	out := fs.String("o", "-", "write to `FILE`, replaced whole once complete; - is standard output")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	switch *format {
+	case formatHTML, formatCSV, formatJSON, formatOONI:
+	default:
+		return usageError{fmt.Errorf("report: --format %q: want html, csv, json or ooni", *format)}
+	}
+	if len(pos) > 1 || (len(pos) == 1 && since > 0) {
+		return usageError{errors.New("report: give one RUN or --since, not both")}
+	}
+	if *out == "" {
+		return usageError{errors.New("report: -o needs a file name, or - for standard output")}
+	}
+	store, err := openStore(ctx, env, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var runs []measurements.Run
+	if since > 0 {
+		all, err := store.RunsSince(ctx, time.Now().Add(-time.Duration(since)))
+		if err != nil {
+			return dbError{err}
+		}
+		for _, r := range all {
+			if r.Status != measurements.RunRunning { // still being measured
+				runs = append(runs, r)
+			}
+		}
+		if len(runs) == 0 {
+			return usageError{fmt.Errorf("report: no finished run in the last %s", formatAge(time.Duration(since)))}
+		}
+	} else {
+		arg := "latest"
+		if len(pos) == 1 {
+			arg = pos[0]
+		}
+		run, err := lookupRun(ctx, store, arg)
+		if err != nil {
+			return err
+		}
+		runs = []measurements.Run{run}
+	}
+
+	l := &runLoader{store: store, targets: map[string][]measurements.Target{}}
+	write := func(w io.Writer) error {
+		source := l.runs(ctx, runs)
+		switch *format {
+		case formatCSV:
+			return export.WriteCSV(w, source)
+		case formatJSON:
+			return export.WriteJSON(w, source)
+		case formatOONI:
+			return export.WriteOONI(w, source, export.OONIOptions{LookupASN: lookupASN})
+		}
+		return writeHTML(w, source, time.Now().UTC())
+	}
+	if *out == "-" {
+		bw := bufio.NewWriter(env.stdout)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	if err := writeFileAtomically(*out, write); err != nil {
+		return err
+	}
+	if env.stderrIsTerminal {
+		fmt.Fprintf(env.stderr, "wrote %s: %s report of %s\n", *out, *format, pluralRuns(len(runs)))
+	}
+	return nil
+}
+
+func pluralRuns(n int) string {
+	if n == 1 {
+		return "1 run"
+	}
+	return fmt.Sprintf("%d runs", n)
+}
+
+// lookupASN names the network of a DNS answer for the OONI export.
+func lookupASN(a netip.Addr) (uint, string) {
+	asn, name, _ := netid.Lookup(a)
+	return asn, name
+}
+
+// writeHTML renders the runs as one page: their verdicts and history, and
+// the evidence of the latest. Everything is scrubbed first (export.Scrub).
+func writeHTML(w io.Writer, runs export.Runs, now time.Time) error {
+	in := htmlreport.Input{SoftwareVersion: version, GeneratedAt: now}
+	for r, err := range runs {
+		if err != nil {
+			return err
+		}
+		r, err = export.Scrub(r)
+		if err != nil {
+			return err
+		}
+		in.Runs = append(in.Runs, analysis.RunVerdicts{Run: r.Run, Report: r.Report})
+		in.Evidence = r.Observations
+		id := r.Network.Normalized()
+		in.Network = htmlreport.NetworkInfo{ASN: id.ProbeASN, NetworkName: id.ProbeNetworkName, CountryCode: id.ProbeCC}
+	}
+	return htmlreport.Render(w, in)
+}
+
+// writeFileAtomically writes path through write: into a new file in the
+// same directory, renamed over path once complete, so a reader never sees
+// half a report and a failure leaves an older one whole.
+func writeFileAtomically(path string, write func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<16)
+	if err := write(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("report: writing %s: %w", path, err)
+	}
+	if err := f.Chmod(reportFileMode); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("report: writing %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
+}
+
+// runLoader reads stored runs for the exports one at a time, so that a
+// report of a thousand runs holds one run's observations in memory.
+type runLoader struct {
+	store *measurements.Store
+	// targets caches parsed catalogs by digest: runs share a few.
+	targets map[string][]measurements.Target
+}
+
+// runs yields each of list loaded and judged; the first error ends it.
+func (l *runLoader) runs(ctx context.Context, list []measurements.Run) export.Runs {
+	return func(yield func(export.Run, error) bool) {
+		for _, run := range list {
+			r, err := l.load(ctx, run)
+			if !yield(r, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// load reads run's observations, catalog and network and judges it. A run
+// whose observations were pruned keeps the report stored in its summary.
+func (l *runLoader) load(ctx context.Context, run measurements.Run) (export.Run, error) {
+	id, err := l.store.RunNetwork(ctx, run.ID)
+	if err != nil {
+		return export.Run{}, dbError{err}
+	}
+	targets, err := l.catalogTargets(ctx, run)
+	if err != nil {
+		return export.Run{}, err
+	}
+	r := export.Run{Run: run, Network: id, Targets: targets}
+	if run.Observations == 0 {
+		r.Report, err = judgeRun(ctx, l.store, run)
+		return r, err
+	}
+	if r.Observations, err = l.store.Observations(ctx, run.ID); err != nil {
+		return export.Run{}, dbError{err}
+	}
+	r.Report = analysis.Analyze(analysis.Input{Run: run, Targets: targets, Observations: r.Observations})
+	return r, nil
+}
+
+func (l *runLoader) catalogTargets(ctx context.Context, run measurements.Run) ([]measurements.Target, error) {
+	if t, ok := l.targets[run.CatalogDigest]; ok {
+		return t, nil
+	}
+	stored, err := l.store.Catalog(ctx, run.CatalogDigest)
+	if err != nil {
+		return nil, dbError{fmt.Errorf("run %d: %w", run.ID, err)}
+	}
+	cat, err := catalog.Parse(stored.Name, stored.Text)
+	if err != nil {
+		return nil, dbError{fmt.Errorf("run %d: its stored catalog no longer parses: %w", run.ID, err)}
+	}
+	l.targets[run.CatalogDigest] = cat.Targets
+	return cat.Targets, nil
+}

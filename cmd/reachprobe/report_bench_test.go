@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"fmt"
+	"io"
+	"math/big"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/reachprobe/reachprobe/measurements"
+)
+
+// benchRuns is how many runs BenchmarkReport1000Runs reports on: about six
+// weeks of hourly runs.
+const benchRuns = 1000
+
+// BenchmarkReport1000Runs times "reachprobe report --since" in each format
+// over a database of benchRuns runs of the default catalog, each with the
+// observations a real run makes (DNS by every engine, TCP, both TLS
+// handshakes with 2048-bit RSA chains, QUIC, STUN, skipped IPv6), and
+// reports the size of what it writes.
+func BenchmarkReport1000Runs(b *testing.B) {
+	db := buildBenchDB(b, benchRuns)
+	fi, err := os.Stat(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("database: %d runs, %d observations, %.1f MB", benchRuns, benchObservationCount(b, db), float64(fi.Size())/1e6)
+	for _, format := range []string{formatHTML, formatCSV, formatJSON, formatOONI} {
+		b.Run(format, func(b *testing.B) {
+			out := filepath.Join(b.TempDir(), "report."+format)
+			args := []string{"report", "--db", db, "--format", format, "--since", "60d", "-o", out}
+			for b.Loop() {
+				env := &environ{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+				if code := runMain(b.Context(), env, args); code != exitOK {
+					var errb bytes.Buffer
+					env.stderr = &errb
+					runMain(b.Context(), env, args)
+					b.Fatalf("report --format %s: exit %d: %s", format, code, errb.String())
+				}
+			}
+			fi, err := os.Stat(out)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(fi.Size())/1e6, "MB/report")
+		})
+	}
+}
+
+// buildBenchDB makes a database of n hourly runs, the newest an hour ago.
+// Four template runs (a clean network, SNI filtering of push, NXDOMAIN
+// for identity, silent FaceTime relays) go through the Store; the others
+// are copied from them in SQL, one transaction, since storing hundreds of
+// thousands of observations one commit at a time would take minutes.
+func buildBenchDB(b *testing.B, n int) string {
+	b.Helper()
+	ctx := b.Context()
+	db := filepath.Join(b.TempDir(), "reachprobe.db")
+	store, err := measurements.Open(ctx, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cat, err := loadCatalog("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	chain := benchChain(b)
+	first := time.Now().Add(-time.Duration(n) * time.Hour).UTC().Truncate(time.Second)
+	const templates = 4
+	for v := range templates {
+		started := first.Add(time.Duration(v) * time.Hour)
+		id, err := store.BeginRun(ctx, measurements.Run{Started: started, SoftwareVersion: "bench", CatalogName: cat.Name}, cat)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range benchObservations(cat.Targets, id, started, v, chain) {
+			if err := store.AddObservation(ctx, o); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := store.EndRun(ctx, id, measurements.RunComplete, started.Add(40*time.Second)); err != nil {
+			b.Fatal(err)
+		}
+		id2 := measurements.Identity{ProbeASN: 3320, ProbeNetworkName: "Deutsche Telekom AG", ProbeCC: "DE"}
+		if err := store.SetRunNetwork(ctx, id, id2); err != nil {
+			b.Fatal(err)
+		}
+	}
+	store.Close()
+
+	raw, err := sql.Open("sqlite", db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback()
+	for i := templates; i < n; i++ {
+		shift := int64(time.Duration(i) * time.Hour)
+		template := i%templates + 1
+		res, err := tx.ExecContext(ctx, `INSERT INTO runs (started, ended, status, software_version, catalog_digest, catalog_name)
+SELECT started + ?, ended + ?, status, software_version, catalog_digest, catalog_name FROM runs WHERE id = ?`,
+			shift-int64(time.Duration(template-1)*time.Hour), shift-int64(time.Duration(template-1)*time.Hour), template)
+		if err != nil {
+			b.Fatal(err)
+		}
+		id, _ := res.LastInsertId()
+		offset := shift - int64(time.Duration(template-1)*time.Hour)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO observations (run_id, step, grp, target, host, address, port,
+	transport, repeat, control, started, duration_ns, failure, operation, skipped, details)
+SELECT ?, step, grp, target, host, address, port, transport, repeat, control, started + ?, duration_ns,
+	failure, operation, skipped, details FROM observations WHERE run_id = ? ORDER BY id`, id, offset, template); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO run_networks SELECT ?, probe_asn, probe_network_name, probe_cc,
+	resolver_asn, resolver_network_name, resolver_cc FROM run_networks WHERE run_id = ?`, id, template); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return db
+}
+
+// benchObservationCount counts the observations stored in db.
+func benchObservationCount(b *testing.B, db string) int {
+	store, err := measurements.Open(b.Context(), db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	runs, err := store.Runs(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, r := range runs {
+		n += r.Observations
+	}
+	return n
+}
+
+// benchChain is a leaf and an intermediate, 2048-bit RSA like Apple's, for
+// the peer certificates of every handshake.
+func benchChain(b *testing.B) [][]byte {
+	b.Helper()
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	leafKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Apple Public Server RSA CA 12 - G1", Organization: []string{"Apple Inc."}},
+		NotBefore: time.Now().Add(-24 * time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "courier.push.apple.com", Organization: []string{"Apple Inc."}},
+		DNSNames:  []string{"courier.push.apple.com", "*.push.apple.com", "*.ess.apple.com", "*.apple.com", "*.icloud.com"},
+		NotBefore: time.Now().Add(-24 * time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &leafKey.PublicKey, caKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return [][]byte{leafDER, caDER}
+}
+
+// benchObservations is what a run of targets makes, in variant v (see
+// buildBenchDB), starting at started.
+func benchObservations(targets []measurements.Target, runID int64, started time.Time, v int, chain [][]byte) []*measurements.Observation {
+	var out []*measurements.Observation
+	at := started
+	add := func(o *measurements.Observation) {
+		o.RunID, o.Started = runID, at
+		if o.Duration == 0 {
+			o.Duration = 35 * time.Millisecond
+		}
+		at = at.Add(5 * time.Millisecond)
+		out = append(out, o)
+	}
+	raw := bytes.Repeat([]byte{0xab}, 120) // a response with two answers and EDNS
+	for ti, t := range targets {
+		base := func(step measurements.Step, transport string) *measurements.Observation {
+			return &measurements.Observation{Step: step, Group: t.Group, Target: t.Name, Host: t.Host, Transport: transport}
+		}
+		v4 := []string{benchAddr(t, ti, 1), benchAddr(t, ti, 2)}
+		v6 := "2620:149:a44::" + fmt.Sprint(ti+1)
+		nx := v == 2 && t.Group == measurements.GroupIdentity
+		resolvers := []struct{ engine, resolver string }{
+			{measurements.EngineSystem, ""}, {measurements.EngineUDP, "192.168.1.1:53"},
+			{measurements.EngineDoH, defaultDoH[0]}, {measurements.EngineDoH, defaultDoH[1]},
+		}
+		for _, r := range resolvers {
+			for _, qtype := range []string{"A", "AAAA"} {
+				o := base(measurements.StepDNS, "udp")
+				o.Control = r.engine == measurements.EngineDoH
+				d := &measurements.DNSDetails{Engine: r.engine, Resolver: r.resolver, QueryType: qtype, Rcode: "NOERROR"}
+				if r.engine != measurements.EngineSystem {
+					d.RawResponse, d.TransactionID = raw, uint16(len(out))
+				}
+				switch {
+				case nx && !o.Control:
+					d.Rcode, o.Failure, o.Operation = "NXDOMAIN", "dns_nxdomain_error", "resolve"
+				case qtype == "A":
+					for _, a := range v4 {
+						d.Answers = append(d.Answers, measurements.DNSAnswer{Name: t.Host + ".", Type: "A", Data: a, TTL: 300})
+					}
+				default:
+					d.Answers = []measurements.DNSAnswer{{Name: t.Host + ".", Type: "AAAA", Data: v6, TTL: 300}}
+				}
+				o.DNS = d
+				add(o)
+			}
+		}
+		if nx {
+			continue
+		}
+		for _, port := range t.Ports {
+			skip := base(measurements.StepTCP, "tcp")
+			if t.Has("udp") {
+				skip = base(measurements.StepUDP, "udp")
+			}
+			skip.Address, skip.Port, skip.Skipped = v6, port, measurements.SkipNoIPv6Route
+			add(skip)
+			for _, a := range v4 {
+				if t.Has("tcp") || t.Has("tls") {
+					o := base(measurements.StepTCP, "tcp")
+					o.Address, o.Port, o.TCP = a, port, &measurements.TCPDetails{Family: "ipv4"}
+					add(o)
+				}
+				if t.Has("tls") {
+					for _, control := range []bool{true, false} {
+						o := base(measurements.StepTLS, "tcp")
+						o.Address, o.Port, o.Control = a, port, control
+						d := &measurements.TLSDetails{Network: "tcp", ServerName: t.ServerName, ALPN: t.ALPN, ClientHello: "iOS_14",
+							TLSVersion: "TLSv1.3", CipherSuite: "TLS_AES_128_GCM_SHA256", PeerCertificates: chain, Verified: true}
+						switch {
+						case control:
+							d.ServerName, d.Verified = t.ControlServerName, false
+							d.VerifyFailure = "x509: certificate is valid for courier.push.apple.com, not " + t.ControlServerName
+							o.Failure, o.Operation = "ssl_invalid_hostname", "tls_handshake"
+						case v == 1 && t.Group == measurements.GroupPush:
+							d = &measurements.TLSDetails{Network: "tcp", ServerName: t.ServerName, ALPN: t.ALPN, ClientHello: "iOS_14"}
+							o.Failure, o.Operation = "connection_reset", "tls_handshake"
+						}
+						if len(d.ALPN) > 0 && d.Verified {
+							d.NegotiatedProtocol = d.ALPN[0]
+						}
+						o.TLS = d
+						add(o)
+					}
+				}
+				if t.Has("quic") {
+					o := base(measurements.StepQUIC, "udp")
+					o.Address, o.Port = a, port
+					o.TLS = &measurements.TLSDetails{Network: "udp", ServerName: t.ServerName, ALPN: []string{"h3"}, TLSVersion: "TLSv1.3",
+						CipherSuite: "TLS_AES_128_GCM_SHA256", NegotiatedProtocol: "h3", PeerCertificates: chain, Verified: true}
+					add(o)
+				}
+				if t.Has("udp") {
+					o := base(measurements.StepUDP, "udp")
+					o.Address, o.Port = a, port
+					s := &measurements.STUNDetails{TransactionID: bytes.Repeat([]byte{7}, 12), ExpectAnswer: t.STUNAnswers, Attempts: 1,
+						Responded: true, Class: "success", MappedAddressSeen: true, ResponseBytes: 44}
+					if v == 3 && t.Group == measurements.GroupCall || !t.STUNAnswers {
+						*s = measurements.STUNDetails{TransactionID: s.TransactionID, ExpectAnswer: t.STUNAnswers, Attempts: 4}
+						o.Failure, o.Operation, o.Duration = "generic_timeout_error", "read", 3500*time.Millisecond
+					}
+					o.STUN = s
+					add(o)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// benchAddr is address i of target t: in its first expected IPv4 network
+// when it has one (Apple's 17.0.0.0/8), else a public address.
+func benchAddr(t measurements.Target, ti, i int) string {
+	for _, p := range t.Networks {
+		if p.Addr().Is4() {
+			a := p.Addr().As4()
+			return netip.AddrFrom4([4]byte{a[0], 57 + byte(ti), 146, byte(i)}).String()
+		}
+	}
+	return fmt.Sprintf("142.250.%d.%d", 74+ti, i)
+}

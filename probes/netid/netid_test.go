@@ -1,0 +1,139 @@
+package netid
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/probetest"
+	"github.com/reachprobe/reachprobe/probes/stunprobe"
+)
+
+func TestLookup(t *testing.T) {
+	tests := []struct {
+		addr     string
+		wantASN  uint
+		wantName string
+		wantCC   string
+	}{
+		{"8.8.8.8", 15169, "Google LLC", "US"},
+		{"::ffff:8.8.8.8", 15169, "Google LLC", "US"},
+		{"2001:4860:4860::8888", 15169, "Google LLC", ""}, // countries of anycast addresses vary by release
+		{"1.1.1.1", 13335, "Cloudflare Inc", ""},
+		{"127.0.0.1", 0, "", "ZZ"},
+		{"192.168.1.10", 0, "", "ZZ"},
+		{"100.64.0.1", 0, "", "ZZ"},
+		{"fe80::1", 0, "", "ZZ"},
+		{"203.0.113.77", 0, "", "ZZ"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			asn, name, cc := Lookup(netip.MustParseAddr(tt.addr))
+			if asn != tt.wantASN || name != tt.wantName || (tt.wantCC != "" && cc != tt.wantCC) || len(cc) != 2 {
+				t.Errorf("Lookup(%s) = %d, %q, %q; want %d, %q, %q", tt.addr, asn, name, cc, tt.wantASN, tt.wantName, tt.wantCC)
+			}
+		})
+	}
+	if asn, name, cc := Lookup(netip.Addr{}); asn != 0 || name != "" || cc != "ZZ" {
+		t.Errorf("Lookup(invalid) = %d, %q, %q; want 0, \"\", ZZ", asn, name, cc)
+	}
+}
+
+// startMappingSTUN serves STUN Binding requests on a loopback port and
+// answers each with MAPPED-ADDRESS mapped, whatever the request's source:
+// it stands for a server on the internet seeing the probe's public address.
+func startMappingSTUN(t *testing.T, mapped netip.AddrPort) netip.AddrPort {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	value := []byte{0, 1}
+	value = binary.BigEndian.AppendUint16(value, mapped.Port())
+	value = append(value, mapped.Addr().AsSlice()...)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			req, err := stunprobe.ParseMessage(buf[:n])
+			if err != nil || req.Method() != stunprobe.MethodBinding || req.Class() != stunprobe.ClassRequest {
+				continue
+			}
+			resp := stunprobe.Message{
+				Type:          stunprobe.MessageType(stunprobe.MethodBinding, stunprobe.ClassSuccess),
+				TransactionID: req.TransactionID,
+				Attributes:    []stunprobe.Attribute{{Type: stunprobe.AttrMappedAddress, Value: value}},
+			}
+			conn.WriteToUDPAddrPort(resp.Marshal(), from)
+		}
+	}()
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+func TestDiscover(t *testing.T) {
+	mapping := startMappingSTUN(t, netip.MustParseAddrPort("8.8.4.4:40000"))
+	loopback, err := probetest.StartSTUN("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { loopback.Close() })
+	silent, err := probetest.StartSilentSTUN("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+
+	google := measurements.Identity{ProbeASN: 15169, ProbeNetworkName: "Google LLC", ProbeCC: "US",
+		ResolverASN: 15169, ResolverNetworkName: "Google LLC", ResolverCC: "US"}
+	unknownProbe := google
+	unknownProbe.ProbeASN, unknownProbe.ProbeNetworkName, unknownProbe.ProbeCC = 0, "", "ZZ"
+	tests := []struct {
+		name     string
+		server   string
+		resolver netip.Addr
+		want     measurements.Identity
+	}{
+		{"public address", mapping.String(), netip.MustParseAddr("8.8.8.8"), google},
+		{"server by name", "localhost:" + portOf(mapping), netip.MustParseAddr("8.8.8.8"), google},
+		{"private resolver", mapping.String(), netip.MustParseAddr("192.168.1.1"),
+			measurements.Identity{ProbeASN: 15169, ProbeNetworkName: "Google LLC", ProbeCC: "US", ResolverCC: "ZZ"}},
+		{"no resolver", mapping.String(), netip.Addr{},
+			measurements.Identity{ProbeASN: 15169, ProbeNetworkName: "Google LLC", ProbeCC: "US", ResolverCC: "ZZ"}},
+		{"loopback address seen", loopback.Addr().String(), netip.MustParseAddr("8.8.8.8"), unknownProbe},
+		{"silent server", silent.Addr().String(), netip.MustParseAddr("8.8.8.8"), unknownProbe},
+		{"no port", "127.0.0.1", netip.MustParseAddr("8.8.8.8"), unknownProbe},
+		{"empty server", "", netip.MustParseAddr("8.8.8.8"), unknownProbe},
+		{"bad port", "localhost:nope", netip.MustParseAddr("8.8.8.8"), unknownProbe},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The silent server would cost stunprobe's 3.5 s of
+			// retransmissions; a short deadline checks that Discover
+			// gives up with it.
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			start := time.Now()
+			got := Discover(ctx, tt.server, tt.resolver)
+			if got != tt.want {
+				t.Errorf("Discover(%q, %v) = %+v, want %+v", tt.server, tt.resolver, got, tt.want)
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("Discover took %s, past its context's deadline", took)
+			}
+		})
+	}
+}
+
+func portOf(ap netip.AddrPort) string {
+	_, port, _ := net.SplitHostPort(ap.String())
+	return port
+}

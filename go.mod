@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/miekg/dns v1.1.73
+	github.com/ooni/probe-assets v0.30.0
+	github.com/oschwald/maxminddb-golang v1.11.0
 	github.com/quic-go/quic-go v0.65.0
 	github.com/refraction-networking/utls v1.8.2
 	golang.org/x/net v0.57.0
@@ -18,8 +20,6 @@ require (
 	github.com/klauspost/compress v1.17.4 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
-	github.com/ooni/probe-assets v0.30.0 // indirect
-	github.com/oschwald/maxminddb-golang v1.11.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	golang.org/x/crypto v0.54.0 // indirect
 	modernc.org/libc v1.79.0 // indirect

@@ -15,8 +15,11 @@ type targetJudgement struct {
 	tv TargetVerdict
 	// absent: the name does not exist (encrypted DNS agrees), so the
 	// target says nothing about its service.
-	absent    bool
-	endpoints []*judged
+	absent bool
+	// unresolved: failed because the network's resolver gives no address
+	// for any name (resolverDown), whatever the addresses did.
+	unresolved bool
+	endpoints  []*judged
 }
 
 // judgeTarget combines a target's DNS verdict and its endpoints. A DNS
@@ -24,7 +27,9 @@ type targetJudgement struct {
 // network's resolver). Otherwise each port (and transport) is ok when one
 // address worked, blocked when its blocked addresses outnumber the
 // undecided ones; a target with some ports ok and others blocked is
-// degraded.
+// degraded. When the network's resolver gives no address for any name,
+// a target none of whose ports is blocked has failed: apps cannot look it
+// up, though the addresses encrypted DNS found may work.
 func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJudgement {
 	tj := &targetJudgement{t: t, endpoints: eps, tv: TargetVerdict{Target: t.Name, Host: t.Host}}
 	tv := &tj.tv
@@ -72,6 +77,15 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 		}
 	}
 	method := dominant(methods)
+	if d != nil && d.unresolved && !d.absent && len(blockedPorts) == 0 {
+		tj.unresolved = true
+		tv.Verdict = VerdictFailed
+		tv.Reason = fmt.Sprintf("DNS: apps cannot look up %s: %s", t.Host, resolverDownWhy)
+		if len(okPorts) > 0 {
+			tv.Reason += fmt.Sprintf("; its servers, found through encrypted DNS, are reachable on %s", strings.Join(okPorts, ", "))
+		}
+		return tj
+	}
 	dnsNote := ""
 	if d != nil && d.verdict.Verdict != VerdictOK {
 		dnsNote = "; DNS " + d.verdict.Verdict + ": " + d.verdict.Evidence
@@ -158,6 +172,7 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 	sv := ServiceVerdict{Service: group, Title: serviceTitles[group], Methods: []string{}, Evidence: []string{}}
 	n := map[string]int{}
 	methods := map[string]int{}
+	unresolved := 0 // targets failed because the resolver answers no name
 	conf := Confidence{Repeats: repeats}
 	for _, tj := range tjs {
 		sv.Targets = append(sv.Targets, tj.tv)
@@ -179,6 +194,9 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		}
 		conf.Targets++
 		n[tj.tv.Verdict]++
+		if tj.unresolved {
+			unresolved++
+		}
 		if tj.tv.Method != "" {
 			methods[tj.tv.Method]++
 		}
@@ -195,7 +213,7 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 	case conf.Targets == 0:
 		sv.Verdict, sv.Reason = VerdictInconclusive, "no host of this service could be measured"
 	case blk > 0 && blk*2 > base && (methods[top]*2 > base || ok+deg == 0):
-		sv.Verdict, sv.Reason = VerdictBlocked, blockedReason(group, top)
+		sv.Verdict, sv.Reason = VerdictBlocked, blockedReason(group, rankedMethods(methods))
 	case (blk > 0 || deg > 0) && ok+deg > 0:
 		sv.Verdict, sv.Reason = VerdictDegraded, degradedReason(group, top, blk+deg, conf.Targets)
 	case ok > 0:
@@ -205,6 +223,9 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		}
 	case n[VerdictFailed] > 0 && n[VerdictFailed] >= n[VerdictInconclusive]+blk:
 		sv.Verdict, sv.Reason = VerdictFailed, fmt.Sprintf("%d of %d hosts fail, in ways that do not point at blocking (an outage?)", n[VerdictFailed], conf.Targets)
+		if unresolved == n[VerdictFailed] {
+			sv.Reason = fmt.Sprintf("apps cannot look up its servers (%d of %d hosts): %s", unresolved, conf.Targets, resolverDownWhy)
+		}
 	default:
 		sv.Verdict, sv.Reason = VerdictInconclusive, "the measurements do not decide"
 		if blk > 0 {

@@ -19,9 +19,10 @@ func Analyze(in Input) Report {
 			sums[t.Name] = summarizeDNS(t, obs)
 		}
 	}
-	flaky, unstable, why := measureFlakiness(ix, ss, sums)
+	down := resolverDown(sums)
+	flaky, unstable, why := measureFlakiness(ix, ss, sums, down)
 
-	judge := &dnsJudge{summaries: sums, verifiedAt: verifiedAddresses(ix), unstable: unstable}
+	judge := &dnsJudge{summaries: sums, verifiedAt: verifiedAddresses(ix), unstable: unstable, resolverDown: down}
 	dnsResults := map[string]dnsResult{}
 	forged := map[string]map[netip.Addr]bool{}
 	for _, t := range ix.orderedTargets() {
@@ -30,6 +31,7 @@ func Analyze(in Input) Report {
 			continue
 		}
 		res := judge.judge(s)
+		res.unresolved = down && !s.resolverAnswers()
 		dnsResults[t.Name] = res
 		for _, a := range res.forged {
 			if slices.Contains(s.dohAddrs, a) {
@@ -43,7 +45,7 @@ func Analyze(in Input) Report {
 		}
 	}
 
-	ns := assessNetwork(ix, ss, sums, flaky, unstable, why)
+	ns := assessNetwork(ix, ss, sums, down, flaky, unstable, why)
 	ej := &endpointJudge{ix: ix, ss: ss, certs: buildCertBook(ix), net: ns, dns: dnsResults, forged: forged}
 	var judgedAll []*judged
 	byTarget := map[string][]*judged{}

@@ -155,6 +155,9 @@ type dnsJudge struct {
 	// verified: an address where the name's chain verifies is the name's.
 	verifiedAt map[string]bool
 	unstable   bool
+	// resolverDown: the network's resolver gives no address for any name,
+	// control names included.
+	resolverDown bool
 }
 
 // consistent reports whether a resolver's answer addr is plausible for t:
@@ -195,6 +198,9 @@ type dnsResult struct {
 	forged  []netip.Addr
 	// absent: the name does not exist, encrypted DNS agreeing.
 	absent bool
+	// unresolved: the network's resolver, which apps use, gives no
+	// address for any name, this one included.
+	unresolved bool
 }
 
 func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
@@ -233,6 +239,10 @@ func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
 	}
 	if r, done := j.bogon(s, block, undecided); done {
 		return r
+	}
+	if j.resolverDown && !s.resolverAnswers() && s.dohSays() != "nxdomain" {
+		// Nothing about this name: the resolver answers no name at all.
+		return undecided(VerdictFailed, "", unresolvedEvidence(s))
 	}
 	if r, done := j.denial(s, block, undecided); done {
 		return r

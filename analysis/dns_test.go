@@ -138,13 +138,15 @@ func TestDNSRules(t *testing.T) {
 			target: "facetime-relay", verdict: VerdictFailed, service: "call", want: VerdictInconclusive,
 		},
 		{
-			name: "a resolver refusing every name is broken, not blocking",
+			// Apps cannot resolve anything: the service fails, though the
+			// addresses encrypted DNS found work.
+			name: "a resolver refusing every name is broken, not blocking, and the service fails",
 			world: &world{resolve: func(l *lookup) {
 				if l.engine != measurements.EngineDoH {
 					l.rcode("REFUSED", failDNSRefused)
 				}
 			}},
-			target: "gsa", verdict: VerdictFailed, service: "identity", want: VerdictOK,
+			target: "gsa", verdict: VerdictFailed, service: "identity", want: VerdictFailed,
 		},
 		{
 			name: "the network's resolver denies but this computer's resolver answers: apps resolve",

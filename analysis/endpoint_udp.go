@@ -42,19 +42,7 @@ func (j *endpointJudge) judgeQUIC(r *judged) {
 	case classCert:
 		j.judgeCert(r, ts)
 	case classTLSTimeout:
-		what := fmt.Sprintf("the QUIC handshake with %s at %s got no answer in %d of %d tries", name, hostPort(r.v.Address, r.v.Port), n, n)
-		r.lossLike = true
-		if ref := j.ss.tcpAt(r.e.addr); ref != nil {
-			r.candidate = MethodQUICTimeout
-			r.v.Control = fmt.Sprintf("TCP to the same address (port %d) worked in %d of %d tries", ref.port, ref.successes, ref.attempts)
-		} else if q, tcp := j.ss.otherQUIC(r.family, r.e.addr), j.ss.tcpInNetworks(r.e.target, r.family); q != nil && tcp != nil {
-			r.candidate = MethodQUICTimeout
-			r.v.Control = fmt.Sprintf("QUIC to %s and TCP to %s (the same operator's network) worked in every try", q.target.Host, tcp.target.Host)
-		} else {
-			j.unattributable(r, what)
-			return
-		}
-		r.v.Evidence = what + "; " + r.v.Control
+		j.quicSilence(r, fmt.Sprintf("the QUIC handshake with %s at %s got no answer in %d of %d tries", name, hostPort(r.v.Address, r.v.Port), n, n))
 	case classQUICVersion:
 		r.v.Verdict = VerdictFailed
 		r.v.Evidence = fmt.Sprintf("the server at %s speaks no QUIC version the probe offers: not blocking", hostPort(r.v.Address, r.v.Port))
@@ -62,6 +50,40 @@ func (j *endpointJudge) judgeQUIC(r *judged) {
 		r.v.Verdict = VerdictInconclusive
 		r.v.Evidence = fmt.Sprintf("the QUIC handshake with %s failed with %s in %d of %d tries", name, r.v.Failure, n, n)
 	}
+}
+
+// quicSilence judges a QUIC endpoint whose handshakes all got no answer.
+// Silence is QUIC's to this server when QUIC gets through elsewhere: to a
+// control host (as udp.timeout stands on the STUN control), or to another
+// server while TCP into the target's networks works; or when TCP to the
+// same address works, unless QUIC to the control hosts fails too, which
+// says QUIC is blocked or broken everywhere, not only to Apple.
+func (j *endpointJudge) quicSilence(r *judged, what string) {
+	r.lossLike = true
+	if j.net.checks.QUIC == checkFailed {
+		if j.ss.controlsAllFailed() {
+			j.unattributable(r, what)
+			return
+		}
+		r.v.Verdict = VerdictInconclusive
+		r.v.Control = "QUIC to the control hosts got no answer either"
+		r.v.Evidence = what + "; " + r.v.Control + ": QUIC is blocked or broken on this network, not only to this server"
+		return
+	}
+	if ref := j.ss.tcpAt(r.e.addr); ref != nil {
+		r.candidate = MethodQUICTimeout
+		r.v.Control = fmt.Sprintf("TCP to the same address (port %d) worked in %d of %d tries", ref.port, ref.successes, ref.attempts)
+	} else if ctl := j.ss.controlQUIC(r.family); ctl != nil {
+		r.candidate = MethodQUICTimeout
+		r.v.Control = fmt.Sprintf("QUIC to control host %s (%s) worked in %d of %d tries", ctl.target.Host, hostPort(ctl.address, ctl.port), ctl.successes, ctl.attempts)
+	} else if q, tcp := j.ss.otherQUIC(r.family, r.e.addr), j.ss.tcpInNetworks(r.e.target, r.family); q != nil && tcp != nil {
+		r.candidate = MethodQUICTimeout
+		r.v.Control = fmt.Sprintf("QUIC to %s and TCP to %s (the same operator's network) worked in every try", q.target.Host, tcp.target.Host)
+	} else {
+		j.unattributable(r, what)
+		return
+	}
+	r.v.Evidence = what + "; " + r.v.Control
 }
 
 func udpClass(o *measurements.Observation) string {

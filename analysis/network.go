@@ -25,6 +25,9 @@ type netState struct {
 	checks         NetworkChecks
 	unstable       bool
 	noConnectivity bool
+	// resolverDown: the network's resolver gives no address for any
+	// name, control names included.
+	resolverDown bool
 	// lossRate is the share of reference steps (control hosts' steps and
 	// DNS lookups) that timed out: an estimate of loss.
 	lossRate float64
@@ -32,8 +35,9 @@ type netState struct {
 
 // referenceLoss returns the share of reference steps that timed out:
 // control hosts' steps and every DNS lookup, where a censor of Apple's
-// services has no reason to act.
-func referenceLoss(ix *index, sums map[string]*dnsSummary) float64 {
+// services has no reason to act (less the resolver's when it is down:
+// see referenceQueries).
+func referenceLoss(ix *index, sums map[string]*dnsSummary, down bool) float64 {
 	total, timeouts := 0, 0
 	for _, k := range ix.endpointIDs {
 		e := ix.endpoints[k]
@@ -53,7 +57,7 @@ func referenceLoss(ix *index, sums map[string]*dnsSummary) float64 {
 		}
 	}
 	for _, s := range sums {
-		for _, q := range append(append([]dnsQuery(nil), s.resolver...), s.doh...) {
+		for _, q := range s.referenceQueries(down) {
 			total++
 			if q.outcome == dnsTimeout {
 				timeouts++
@@ -70,7 +74,9 @@ func referenceLoss(ix *index, sums map[string]*dnsSummary) float64 {
 // says whether the network loses packets: a control host or encrypted DNS
 // flaky, or flaky series beyond minFlaky and flakyShare. In a run without
 // repeats, a control host timing out while another answers counts as loss.
-func measureFlakiness(ix *index, ss *seriesSet, sums map[string]*dnsSummary) (flaky int, unstable bool, why string) {
+// down says the network's resolver answers no name: its silence is an
+// outage, not loss.
+func measureFlakiness(ix *index, ss *seriesSet, sums map[string]*dnsSummary, down bool) (flaky int, unstable bool, why string) {
 	multi, controlFlaky := 0, false
 	for _, s := range ss.all {
 		if s.attempts > 1 {
@@ -84,7 +90,7 @@ func measureFlakiness(ix *index, ss *seriesSet, sums map[string]*dnsSummary) (fl
 	type dnsKey struct{ target, engine, qtype, resolver string }
 	dnsSeries := map[dnsKey][2]int{} // attempts, answered
 	for _, s := range sums {
-		for _, q := range append(append([]dnsQuery(nil), s.resolver...), s.doh...) {
+		for _, q := range s.referenceQueries(down) {
 			k := dnsKey{s.t.Name, q.engine, q.qtype, ""}
 			if q.obs.DNS != nil {
 				k.resolver = q.obs.DNS.Resolver
@@ -123,7 +129,7 @@ func measureFlakiness(ix *index, ss *seriesSet, sums map[string]*dnsSummary) (fl
 		}
 	}
 	for _, s := range sums {
-		for _, q := range append(append([]dnsQuery(nil), s.resolver...), s.doh...) {
+		for _, q := range s.referenceQueries(down) {
 			if q.outcome == dnsTimeout {
 				return flaky, true, "DNS lookups timed out in a run without repeats: the network may lose packets, so silence counts only when every endpoint of a service is silent"
 			}
@@ -132,16 +138,18 @@ func measureFlakiness(ix *index, ss *seriesSet, sums map[string]*dnsSummary) (fl
 	return flaky, false, ""
 }
 
-// assessNetwork judges the network from the control hosts, encrypted DNS
-// and whether anything at all answered.
-func assessNetwork(ix *index, ss *seriesSet, sums map[string]*dnsSummary, flaky int, unstable bool, why string) *netState {
-	ns := &netState{unstable: unstable, lossRate: referenceLoss(ix, sums)}
+// assessNetwork judges the network from the control hosts, the network's
+// resolver (down: it answers no name), encrypted DNS and whether anything
+// at all answered.
+func assessNetwork(ix *index, ss *seriesSet, sums map[string]*dnsSummary, down bool, flaky int, unstable bool, why string) *netState {
+	ns := &netState{unstable: unstable, lossRate: referenceLoss(ix, sums, down), resolverDown: down}
 	c := &ns.checks
 	c.FlakySeries = flaky
 	c.TCP = ss.check(func(s *series) bool { return s.step == measurements.StepTCP })
 	c.TLS = tlsCheck(ss)
 	c.QUIC = ss.check(func(s *series) bool { return s.step == measurements.StepQUIC })
 	c.UDP = ss.check(func(s *series) bool { return s.step == measurements.StepUDP })
+	c.DNS = resolverCheck(sums)
 	c.DoH, c.IPv6 = checkNotMeasured, checkNotMeasured
 	dohAnswered := false
 	for _, s := range sums {
@@ -202,6 +210,9 @@ func assessNetwork(ix *index, ss *seriesSet, sums map[string]*dnsSummary, flaky 
 	}
 	if c.DoH == checkFailed {
 		partial = append(partial, "encrypted DNS failed, so the network's DNS answers cannot be checked")
+	}
+	if down {
+		partial = append(partial, resolverDownWhy)
 	}
 	switch {
 	case len(partial) > 0:

@@ -64,7 +64,7 @@ const (
 	MethodSNIFiltering    = "sni.filtering"    // the target name fails where a control name works on the same address and port
 	MethodPortFiltering   = "port.filtering"   // one port fails where another port of the same address works
 	MethodTLSInterception = "tls.interception" // a certificate chain that is not the server's
-	MethodQUICTimeout     = "quic.timeout"     // QUIC silent while TCP to Apple and other QUIC work
+	MethodQUICTimeout     = "quic.timeout"     // QUIC silent while TCP to the same server or QUIC to a control host works
 	MethodUDPTimeout      = "udp.timeout"      // STUN silent where an answer is expected and other UDP gets through
 )
 
@@ -111,7 +111,7 @@ type Network struct {
 }
 
 // NetworkChecks are the reference paths, measured on the control hosts
-// (and encrypted DNS). Each is "ok" (worked in every try of at least one
+// (and the network's resolver and encrypted DNS on their names). Each is "ok" (worked in every try of at least one
 // host), "flaky" (worked only sometimes), "failed", or "not_measured"; TLS
 // may also be "unverified" (handshakes completed, chains did not verify),
 // IPv6 "no_route".
@@ -120,6 +120,9 @@ type NetworkChecks struct {
 	TLS  string `json:"tls"`
 	QUIC string `json:"quic"`
 	UDP  string `json:"udp"`
+	// DNS is the network's resolver (system and plain engines) on the
+	// control names: "ok" when it gave one an address in every try.
+	DNS  string `json:"dns"`
 	DoH  string `json:"doh"`
 	IPv6 string `json:"ipv6"`
 	// FlakySeries counts measurements repeated in the run that succeeded in

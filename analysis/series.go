@@ -154,6 +154,16 @@ func (ss *seriesSet) otherQUIC(fam string, exclude netip.Addr) *series {
 	})
 }
 
+// controlQUIC returns a control host's QUIC handshake over fam that
+// reached its server in every try: QUIC gets through to hosts that are
+// not Apple's.
+func (ss *seriesSet) controlQUIC(fam string) *series {
+	return ss.find(func(s *series) bool {
+		return s.target.Group == measurements.GroupControl && s.step == measurements.StepQUIC &&
+			family(s.addr) == fam && s.steady()
+	})
+}
+
 // otherPort returns a connect to addr on a port other than port that
 // worked in every try.
 func (ss *seriesSet) otherPort(addr netip.Addr, port int) *series {

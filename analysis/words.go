@@ -42,7 +42,7 @@ var methodPhrases = map[string]string{
 	MethodSNIFiltering:    "connections are cut when they name Apple's server, while another name on the same server works",
 	MethodPortFiltering:   "a port is blocked while another port of the same servers works",
 	MethodTLSInterception: "connections are intercepted: the certificate is not Apple's",
-	MethodQUICTimeout:     "QUIC to Apple's servers gets no answer, while TCP and other QUIC work",
+	MethodQUICTimeout:     "QUIC to Apple's servers gets no answer, while TCP to them or QUIC to other hosts works",
 	MethodUDPTimeout:      "UDP to Apple's servers gets no answer while other UDP does",
 }
 
@@ -61,10 +61,23 @@ var blockedWhat = map[string]string{
 	measurements.GroupQUIC:     "Private Relay cannot use QUIC",
 }
 
-// blockedReason says why a service is blocked, for the user.
-func blockedReason(service, method string) string {
-	if service == measurements.GroupCall && method == MethodUDPTimeout {
+// blockedReason says why a service is blocked, for the user; methods are
+// the blocked targets' methods, most common first.
+func blockedReason(service string, methods []string) string {
+	method := ""
+	if len(methods) > 0 {
+		method = methods[0]
+	}
+	switch {
+	case service == measurements.GroupCall && method == MethodUDPTimeout:
 		return "calls cannot connect: UDP to Apple's call ports gets no answer while other UDP does"
+	case service == measurements.GroupQUIC && len(methods) > 1:
+		// QUIC and the TCP fallback both blocked, each its own way.
+		phrases := make([]string, 0, len(methods))
+		for _, m := range methods {
+			phrases = append(phrases, methodPhrase(m))
+		}
+		return "Private Relay cannot connect, over QUIC or its TCP fallback: " + strings.Join(phrases, "; ")
 	}
 	return blockedWhat[service] + ": " + methodPhrase(method)
 }

@@ -224,7 +224,7 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 	case n[VerdictFailed] > 0 && n[VerdictFailed] >= n[VerdictInconclusive]+blk:
 		sv.Verdict, sv.Reason = VerdictFailed, fmt.Sprintf("%d of %d hosts fail, in ways that do not point at blocking (an outage?)", n[VerdictFailed], conf.Targets)
 		if unresolved == n[VerdictFailed] {
-			sv.Reason = fmt.Sprintf("apps cannot look up its servers (%d of %d hosts): %s", unresolved, conf.Targets, resolverDownWhy)
+			sv.Reason = "apps cannot look up its servers: " + resolverDownWhy
 		}
 	default:
 		sv.Verdict, sv.Reason = VerdictInconclusive, "the measurements do not decide"

@@ -66,7 +66,7 @@ func (j *endpointJudge) quicSilence(r *judged, what string) {
 			return
 		}
 		r.v.Verdict = VerdictInconclusive
-		r.v.Control = "QUIC to the control hosts got no answer either"
+		r.v.Control = "no QUIC handshake with a control host got an answer"
 		r.v.Evidence = what + "; " + r.v.Control + ": QUIC is blocked or broken on this network, not only to this server"
 		return
 	}

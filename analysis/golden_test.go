@@ -161,19 +161,7 @@ func scenarios() []scenario {
 		}, want: expectation{network: "ok", services: allOK("identity", "blocked"), methods: map[string]string{"identity": MethodDNSInconsistent},
 			apps: map[string]string{"imessage": "blocked", "facetime": "blocked"}}},
 		{name: "apple_blackhole", world: func() *world {
-			return &world{step: func(s *stepCtx) {
-				if !forApple(s) {
-					return
-				}
-				switch s.o.Step {
-				case measurements.StepTCP:
-					s.fail(failTimeout, "connect")
-				case measurements.StepQUIC:
-					s.fail(failTimeout, "quic_handshake")
-				case measurements.StepUDP:
-					s.fail(failTimeout, "read")
-				}
-			}}
+			return &world{step: appleDropped}
 		}, want: expectation{network: "ok",
 			services: map[string]string{"push": "blocked", "identity": "blocked", "call": "blocked", "quic": "inconclusive"},
 			methods:  map[string]string{"push": MethodTCPTimeout, "identity": MethodTCPTimeout, "call": MethodUDPTimeout},
@@ -228,6 +216,62 @@ func scenarios() []scenario {
 			return w
 		}, want: expectation{network: "ok", services: allOK("call", "inconclusive"),
 			apps: map[string]string{"imessage": "working", "facetime": "inconclusive"}, noBlocked: true}},
+		{name: "resolver_down_repeat2", world: func() *world {
+			// The network's resolver answers no name, control names
+			// included; encrypted DNS finds the servers and they answer.
+			// Apps cannot look anything up: broken, not blocked.
+			return &world{repeats: 2, resolve: func(l *lookup) {
+				if l.engine != measurements.EngineDoH {
+					l.timeout()
+				}
+			}}
+		}, want: expectation{network: "partial",
+			services:  map[string]string{"push": "failed", "identity": "failed", "call": "failed", "quic": "failed"},
+			apps:      map[string]string{"imessage": "down", "facetime": "down"},
+			noBlocked: true}},
+		{name: "apple_dropped_repeat2", world: func() *world {
+			// Everything to Apple's addresses dropped, Private Relay's TCP
+			// fallback included; the controls answer over TCP, QUIC and
+			// STUN.
+			return &world{repeats: 2, targets: catalogWithFallback(), step: appleDropped}
+		}, want: expectation{network: "ok",
+			services: map[string]string{"push": "blocked", "identity": "blocked", "call": "blocked", "quic": "blocked"},
+			methods:  map[string]string{"push": MethodTCPTimeout, "identity": MethodTCPTimeout, "call": MethodUDPTimeout, "quic": MethodQUICTimeout},
+			apps:     map[string]string{"imessage": "blocked", "facetime": "blocked"}}},
+		{name: "quic_dropped_fallback_works", world: func() *world {
+			// QUIC to Apple dropped; Private Relay falls back to TCP.
+			return &world{repeats: 2, targets: catalogWithFallback(), step: func(s *stepCtx) {
+				if forApple(s) && s.o.Step == measurements.StepQUIC {
+					s.fail(failTimeout, "quic_handshake")
+				}
+			}}
+		}, want: expectation{network: "ok", services: allOK("quic", "degraded"), methods: map[string]string{"quic": MethodQUICTimeout},
+			apps: working, blockedOnly: "quic"}},
+		{name: "quic_dropped_everywhere", world: func() *world {
+			// QUIC dropped for every destination, the control's too:
+			// nothing shows Apple is targeted.
+			return &world{repeats: 2, targets: catalogWithFallback(), step: func(s *stepCtx) {
+				if s.o.Step == measurements.StepQUIC {
+					s.fail(failTimeout, "quic_handshake")
+				}
+			}}
+		}, want: expectation{network: "ok", services: allOK(), apps: working, noBlocked: true}},
+	}
+}
+
+// appleDropped drops every step to Apple's addresses: connects, QUIC and
+// STUN time out.
+func appleDropped(s *stepCtx) {
+	if !forApple(s) {
+		return
+	}
+	switch s.o.Step {
+	case measurements.StepTCP:
+		s.fail(failTimeout, "connect")
+	case measurements.StepQUIC:
+		s.fail(failTimeout, "quic_handshake")
+	case measurements.StepUDP:
+		s.fail(failTimeout, "read")
 	}
 }
 

@@ -212,7 +212,7 @@ func assessNetwork(ix *index, ss *seriesSet, sums map[string]*dnsSummary, down b
 		partial = append(partial, "encrypted DNS failed, so the network's DNS answers cannot be checked")
 	}
 	if down {
-		partial = append(partial, resolverDownWhy)
+		partial = append(partial, "apps cannot look up any server: "+resolverDownWhy)
 	}
 	switch {
 	case len(partial) > 0:

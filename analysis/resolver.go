@@ -14,8 +14,9 @@ import (
 // blocking. But apps on that network cannot look up Apple's servers, so
 // they do not work, whatever the addresses encrypted DNS found do.
 
-// resolverDownWhy says what a resolver that answers no name means.
-const resolverDownWhy = "the network's resolver gives no address for any name, control names included: it is down or broken, so apps cannot look up any server (an outage, not blocking)"
+// resolverDownWhy says what the network's resolver does when it is down,
+// and what that means.
+const resolverDownWhy = "the network's resolver gives no address for any name, control names included (an outage or a broken resolver, not blocking)"
 
 // publicAnswer reports whether q gave t's name an address that is not a
 // bogon, in its first response or a later one.
@@ -89,5 +90,5 @@ func (s *dnsSummary) referenceQueries(down bool) []dnsQuery {
 // unresolvedEvidence says why a name the resolver cannot give counts as
 // failed.
 func unresolvedEvidence(s *dnsSummary) string {
-	return fmt.Sprintf("the network's resolver gave no address for %s (%s), and %s", s.t.Host, outcomeList(s.resolver), resolverDownWhy)
+	return fmt.Sprintf("the network's resolver gave no address for %s (%s), nor for any other name, control names included: it is down or broken, not blocking this name", s.t.Host, outcomeList(s.resolver))
 }

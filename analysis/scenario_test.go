@@ -89,9 +89,24 @@ var realAddrs = map[string][]string{
 	"gsa.apple.com":              {"17.32.195.40", "17.32.195.41", "2403:300:a42::40"},
 	"commnat-main.ess.apple.com": {"17.173.254.10", "17.173.254.11", "2403:300:a51::10"},
 	"mask.icloud.com":            {"17.248.180.10", "2403:300:a51::180"},
+	"mask-h2.icloud.com":         {"17.248.180.11", "2403:300:a51::181"},
 	"www.cloudflare.com":         {"104.16.123.96", "2606:4700::6810:7b60"},
 	"www.google.com":             {"142.250.74.36", "2a00:1450:4001:82b::2004"},
 	"stun.cloudflare.com":        {"162.159.207.0", "2606:4700:49::"},
+}
+
+// catalogWithFallback is testCatalog with Private Relay's TCP fallback
+// (mask-h2) in the QUIC group, as the default catalog has it.
+func catalogWithFallback() []measurements.Target {
+	var out []measurements.Target
+	for _, t := range testCatalog() {
+		out = append(out, t)
+		if t.Name == "mask" {
+			out = append(out, measurements.Target{Name: "mask-h2", Group: "quic", Host: "mask-h2.icloud.com", Ports: []int{443},
+				Transports: []string{"tcp", "tls"}, ServerName: "mask-h2.icloud.com", ALPN: []string{"h2"}, Networks: appleNets})
+		}
+	}
+	return out
 }
 
 // world is one synthetic network.

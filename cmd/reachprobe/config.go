@@ -385,10 +385,6 @@ func cmdConfig(ctx context.Context, env *environ, args []string) error {
 	fs.BoolVar(&ignoredBool, "q", false, "accepted and ignored (a flag of run)")
 	fs.DurationVar(&ignoredWait, "wait", 0, "accepted and ignored (a flag of run)")
 	fs.Var(&ignoredAge, "prune-older-than", "accepted and ignored (a flag of run)")
-	if fs.Lookup("stun-server") == nil { // a flag of run outside newRunFlagSet
-		fs.String("stun-server", defaultSTUNServer, "STUN server (`HOST:PORT`) a run asks for the network it measures from")
-		fs.BoolVar(&ignoredBool, "no-network-id", false, "accepted and ignored (a flag of run)")
-	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

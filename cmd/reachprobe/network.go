@@ -15,12 +15,18 @@ import (
 // looked up in the embedded ASN database and then dropped.
 const defaultSTUNServer = "stun.l.google.com:19302"
 
-// recordNetwork finds the networks of run runID (netid.Discover) and stores
-// them. It runs once the measurements are done, so it never delays one.
-// Failing to find them stores AS0/ZZ; failing to store them is a warning:
-// the run's observations are safe either way.
-func recordNetwork(ctx context.Context, store *measurements.Store, runID int64, stunServer string, resolver *dnsprobe.Resolver, log *eventLog) {
-	id := netid.Discover(ctx, stunServer, firstNameserver(resolver))
+// discoverNetwork finds the networks the probe measures from
+// (netid.Discover) in the background; the channel yields the result once.
+// Failing to find them gives AS0/ZZ, never an error.
+func discoverNetwork(ctx context.Context, stunServer string, resolver *dnsprobe.Resolver) <-chan measurements.Identity {
+	ch := make(chan measurements.Identity, 1)
+	go func() { ch <- netid.Discover(ctx, stunServer, firstNameserver(resolver)) }()
+	return ch
+}
+
+// recordNetwork stores the network of run runID. Failing to store it is a
+// warning: the run's observations are safe either way.
+func recordNetwork(ctx context.Context, store *measurements.Store, runID int64, id measurements.Identity, log *eventLog) {
 	log.event("network_identified", "run_id", runID, "probe_asn", id.ProbeASN, "probe_cc", id.ProbeCC,
 		"resolver_asn", id.ResolverASN, "resolver_cc", id.ResolverCC)
 	if err := store.SetRunNetwork(context.WithoutCancel(ctx), runID, id); err != nil {

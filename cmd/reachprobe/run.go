@@ -69,6 +69,8 @@ func newRunFlagSet(env *environ, name, args, about string, o *runOptions) *flag.
 	fs.DurationVar(&o.repeatSpacing, "repeat-spacing", runner.DefaultRepeatSpacing, "pause between repetitions (censors' residual blocks last 60-180s)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "deadline for the whole run (default 2m per repetition plus the spacing)")
 	fs.Var(&o.logFormat, "log-format", "`FORMAT` of what is written to standard error: text, or json (one object per line and event)")
+	fs.StringVar(&o.stunServer, "stun-server", defaultSTUNServer, "STUN server (`HOST:PORT`, the name resolved with the system resolver) that tells the probe's public address during the run, to look up its network (AS, country); the address itself is never stored")
+	fs.BoolVar(&o.noNetworkID, "no-network-id", false, "do not look up the network measured from (no STUN request): it is recorded as AS0 / ZZ")
 	fs.StringVar(&o.config, "config", "", "config `FILE` (default "+configFileHelp+"); flags override it")
 	return fs
 }
@@ -81,8 +83,6 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	fs.BoolVar(&o.quiet, "q", false, "print nothing but errors, even on a terminal")
 	fs.DurationVar(&o.wait, "wait", 0, "when another run holds the database, wait up to `DURATION` for it (default: exit at once with code 5)")
 	fs.Var(&o.pruneOlderThan, "prune-older-than", "after a run that completed, prune the observations of runs started more than `DURATION` ago (e.g. 2160h or 90d)")
-	fs.StringVar(&o.stunServer, "stun-server", defaultSTUNServer, "STUN server (`HOST:PORT`, the name resolved with the system resolver) that tells the probe's public address after the run, to look up its network (AS, country); the address itself is never stored")
-	fs.BoolVar(&o.noNetworkID, "no-network-id", false, "do not look up the network measured from (no STUN request): it is recorded as AS0 / ZZ")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -165,6 +165,14 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	if spacing == 0 {
 		spacing = -1 // the runner reads 0 as "default"
 	}
+	// The network is identified while the measurements run, so that on a
+	// network where its STUN server is unreachable the wait overlaps the
+	// run's own timeouts instead of adding to them.
+	var identity <-chan measurements.Identity
+	if !o.noNetworkID {
+		identity = discoverNetwork(runCtx, o.stunServer, resolver)
+	}
+
 	show := (env.stderrIsTerminal && !o.quiet) || o.verbose
 	prog := newProgressPrinter(env, show && !log.json())
 	tally := newRunTally()
@@ -193,8 +201,10 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	if show && summary != nil {
 		printSummary(env, runID, status, summary)
 	}
-	if !o.noNetworkID && sigCtx.Err() == nil {
-		recordNetwork(sigCtx, store, runID, o.stunServer, resolver, log)
+	// A database that could not store an observation would not store the
+	// network either; the run's error says why.
+	if identity != nil && !errors.Is(runErr, runner.ErrRecord) {
+		recordNetwork(ctx, store, runID, <-identity, log)
 	}
 	if result == nil && o.pruneOlderThan > 0 {
 		result = pruneDatabase(ctx, env, store, log, time.Duration(o.pruneOlderThan), false, show)

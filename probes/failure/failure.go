@@ -19,11 +19,11 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"os"
-	"regexp"
 	"strings"
 	"syscall"
+
+	"github.com/reachprobe/reachprobe/measurements"
 )
 
 // Failure strings of OONI's vocabulary.
@@ -178,26 +178,6 @@ func classifyText(s string) string {
 	return UnknownPrefix + Scrub(s)
 }
 
-var (
-	ipv4Pattern = regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}\b`)
-	// ipv6Candidate finds words that might be IPv6 addresses; each is
-	// checked with netip.ParseAddr, so times like 12:30:45 survive.
-	ipv6Candidate = regexp.MustCompile(`[0-9A-Za-z.%]*:[0-9A-Za-z:.%]*`)
-)
-
 // Scrub replaces every IPv4 and IPv6 address in s with "[scrubbed]", as
 // OONI does for free text.
-func Scrub(s string) string {
-	s = ipv6Candidate.ReplaceAllStringFunc(s, func(m string) string {
-		core := strings.TrimRight(m, ":.")
-		if strings.Count(core, ":") < 2 {
-			return m
-		}
-		if _, err := netip.ParseAddr(core); err != nil {
-			return m
-		}
-		return "[scrubbed]" + m[len(core):]
-	})
-	s = strings.ReplaceAll(s, "[[scrubbed]]", "[scrubbed]")
-	return ipv4Pattern.ReplaceAllString(s, "[scrubbed]")
-}
+func Scrub(s string) string { return measurements.Scrub(s) }

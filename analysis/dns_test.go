@@ -127,6 +127,7 @@ func TestDNSRules(t *testing.T) {
 		method  string
 		service string // service verdict to check, with want
 		want    string
+		network string // network status to check, when set
 	}{
 		{
 			name: "a name encrypted DNS does not find either does not exist (not blocked, not counted)",
@@ -147,6 +148,27 @@ func TestDNSRules(t *testing.T) {
 				}
 			}},
 			target: "gsa", verdict: VerdictFailed, service: "identity", want: VerdictFailed,
+		},
+		{
+			// Measured once, the silence is not taken for loss either.
+			name: "a resolver silent for every name, control names included, measured once: failed, not blocked",
+			world: &world{resolve: func(l *lookup) {
+				if l.engine != measurements.EngineDoH {
+					l.timeout()
+				}
+			}},
+			target: "gsa", verdict: VerdictFailed, service: "identity", want: VerdictFailed, network: NetworkPartial,
+		},
+		{
+			// The control names resolve: the resolver works, and its
+			// silence for identity names alone is about them.
+			name: "a resolver silent for one group's names only is not down",
+			world: &world{repeats: 2, resolve: func(l *lookup) {
+				if l.t.Group == "identity" && l.engine != measurements.EngineDoH {
+					l.timeout()
+				}
+			}},
+			target: "gsa", verdict: VerdictBlocked, method: MethodDNSTimeout, service: "identity", want: VerdictBlocked, network: NetworkOK,
 		},
 		{
 			name: "the network's resolver denies but this computer's resolver answers: apps resolve",
@@ -234,6 +256,9 @@ func TestDNSRules(t *testing.T) {
 				if got := serviceVerdict(rep, tt.service); got != tt.want {
 					t.Errorf("service %s = %s, want %s", tt.service, got, tt.want)
 				}
+			}
+			if tt.network != "" && rep.Network.Status != tt.network {
+				t.Errorf("network = %s (%s), want %s", rep.Network.Status, rep.Network.Reason, tt.network)
 			}
 			if tt.verdict != VerdictBlocked {
 				assertNothingBlocked(t, rep)

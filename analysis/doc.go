@@ -23,8 +23,8 @@
 //     same address; an address against the control hosts (endpoint.go);
 //   - chains: against chains for the same name verified elsewhere
 //     (certs.go);
-//   - QUIC and STUN: against TCP to the same address and UDP that got
-//     through elsewhere (endpoint_udp.go).
+//   - QUIC and STUN: against QUIC to a control host or TCP to the same
+//     address, and UDP that got through elsewhere (endpoint_udp.go).
 //
 // Evidence must then hold in every try of the run and be corroborated
 // when it could be chance (corroborate.go): a pattern seen once needs
@@ -32,8 +32,11 @@
 // imitates, needs most of the service's endpoints to agree, and all of
 // them, in enough tries to rule out chance, when the network is seen
 // losing packets. When nothing at all answers, nothing is called blocked
-// (network.go). Targets, services and
-// apps are then judged by majority (aggregate.go).
+// (network.go). When the network's resolver gives no address for any
+// name, control names included, it is an outage: its names are failed,
+// not blocked, and so are their targets, since apps use that resolver
+// whatever encrypted DNS finds (resolver.go). Targets, services and apps
+// are then judged by majority (aggregate.go).
 //
 // The JSON format of Report and HistoryReport is documented in FORMAT.md;
 // golden files under testdata/ pin the verdicts of typical scenarios.

@@ -110,6 +110,29 @@ func TestEndpointRules(t *testing.T) {
 			target: "mask", address: "17.248.180.10", port: 443, transport: "quic", verdict: VerdictInconclusive, suspected: MethodQUICTimeout,
 		},
 		{
+			name: "QUIC silent to Apple while TCP to the same address works is quic.timeout",
+			world: &world{repeats: 2, targets: catalogWithFallback(), resolve: sharedRelayAddress, step: func(s *stepCtx) {
+				if forApple(s) && s.o.Step == measurements.StepQUIC {
+					s.fail(failTimeout, "quic_handshake")
+				}
+			}},
+			target: "mask", address: "17.248.180.10", port: 443, transport: "quic", verdict: VerdictBlocked, method: MethodQUICTimeout,
+		},
+		{
+			name: "QUIC silent everywhere, the control's too, is not blocked though TCP to the same address works",
+			world: &world{repeats: 3, targets: catalogWithFallback(), resolve: sharedRelayAddress, step: func(s *stepCtx) {
+				if s.o.Step == measurements.StepQUIC {
+					s.fail(failTimeout, "quic_handshake")
+				}
+			}},
+			target: "mask", address: "17.248.180.10", port: 443, transport: "quic", verdict: VerdictInconclusive,
+		},
+		{
+			name:   "QUIC silent to Apple while the QUIC control answers is quic.timeout, TCP to Apple silent too",
+			world:  &world{repeats: 2, targets: catalogWithFallback(), step: appleDropped},
+			target: "mask", address: "17.248.180.10", port: 443, transport: "quic", verdict: VerdictBlocked, method: MethodQUICTimeout,
+		},
+		{
 			name: "a handshake reset whatever the name, with control hosts verifying, is tls.reset",
 			world: &world{step: func(s *stepCtx) {
 				if s.o.Step == measurements.StepTLS && s.t.Group == "push" {
@@ -177,6 +200,14 @@ func TestEndpointRules(t *testing.T) {
 				t.Errorf("successes = %d, want %d", e.Successes, tt.successes)
 			}
 		})
+	}
+}
+
+// sharedRelayAddress puts Private Relay's TCP fallback on the QUIC
+// server's address, as one server answering both would be.
+func sharedRelayAddress(l *lookup) {
+	if l.t.Name == "mask-h2" && l.qtype == "A" {
+		l.answer("17.248.180.10")
 	}
 }
 

@@ -47,8 +47,17 @@ func TestLabPlan(t *testing.T) {
 		t.Errorf("the injected address %s is served by the fake internet; it must lead nowhere", InjectedAddr)
 	}
 
-	// The censor's rules name these blocks: every host of the group must
-	// be inside, and no other host.
+	// The censor's rules name these blocks: every host of the group, in
+	// the lab catalog or the default one (TestLabDefaultCatalog runs it),
+	// must be inside, and no other host.
+	def, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defPlan, err := NewPlan(def)
+	if err != nil {
+		t.Fatalf("the lab cannot serve the default catalog: %v", err)
+	}
 	blocks := []struct {
 		prefix string
 		hosts  func(string) bool
@@ -56,7 +65,9 @@ func TestLabPlan(t *testing.T) {
 		{pushCourierBlock, func(h string) bool {
 			return strings.HasSuffix(h, "-courier.push.apple.com") || h == "courier.push.apple.com"
 		}},
-		{identityBlock, func(h string) bool { return slices.Contains(plan.Hosts(identity), h) }},
+		{identityBlock, func(h string) bool {
+			return slices.Contains(plan.Hosts(identity), h) || slices.Contains(defPlan.Hosts(identity), h)
+		}},
 	}
 	for _, b := range blocks {
 		p := netip.MustParsePrefix(b.prefix)

@@ -371,9 +371,9 @@ var scenarios = []scenario{
 		// but this device's resolver answers no name at all, so the
 		// apps cannot work: broken, not blocked.
 		want: want{
-			network:  oneOf(networkOK, networkPartial),
-			services: allServices(serviceWant{verdict: oneOf(verdictFailed, verdictInconclusive)}, nil),
-			apps:     map[string]string{"imessage": oneOf(appDown, appInconclusive), "facetime": oneOf(appDown, appInconclusive)},
+			network:  networkPartial,
+			services: allServices(serviceWant{verdict: verdictFailed}, nil),
+			apps:     map[string]string{"imessage": appDown, "facetime": appDown},
 		},
 	},
 	{

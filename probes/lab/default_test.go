@@ -3,11 +3,22 @@
 package lab
 
 import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/catalog"
 )
+
+// labReportDir, when set, receives the HTML report of each default-catalog
+// case, for looking at (docs/report-lab.png is a screenshot of one).
+var labReportDir = flag.String("lab-report-dir", "", "write the HTML report of each default-catalog lab run into this directory")
 
 // TestLabDefaultCatalog runs the embedded default catalog, as "reachprobe
 // run" does with no --targets, in the lab: on a clean network every Apple
@@ -88,9 +99,64 @@ func TestLabDefaultCatalog(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.check(t, s, rep)
+			checkReports(t, r, c.name)
 			if t.Failed() {
 				t.Logf("analyze:\n%s\nprobe output:\n%s\n%s", raw, r.stdout, r.stderr)
 			}
 		})
+	}
+}
+
+// checkReports exports the run in every format, checks that each parses,
+// and that none holds the probe's address: in the lab the client's own
+// address is the public address a STUN server reports.
+func checkReports(t *testing.T, r *probeRun, name string) {
+	t.Helper()
+	for _, format := range []string{"html", "csv", "json", "ooni"} {
+		out, err := reachprobe("report", "--db="+r.db, "--format="+format, "-o", "-")
+		if err != nil {
+			t.Errorf("report --format %s: %v", format, err)
+			continue
+		}
+		if strings.Contains(out, clientAddr) {
+			t.Errorf("report --format %s holds the probe's address %s", format, clientAddr)
+		}
+		switch format {
+		case "html":
+			if !strings.Contains(out, "<html") || strings.Contains(strings.ToLower(out), "<script") {
+				t.Errorf("html report: not a page, or it holds a script")
+			}
+			if *labReportDir != "" {
+				if err := os.WriteFile(filepath.Join(*labReportDir, "lab-"+name+".html"), []byte(out), 0o644); err != nil {
+					t.Error(err)
+				}
+			}
+		case "csv":
+			rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+			if err != nil || len(rows) < 2 {
+				t.Errorf("csv report: %d rows, %v", len(rows), err)
+			}
+		case "json":
+			if !json.Valid([]byte(out)) {
+				t.Error("json report is not valid JSON")
+			}
+		case "ooni":
+			sc := bufio.NewScanner(strings.NewReader(out))
+			sc.Buffer(nil, 64<<20)
+			n := 0
+			for sc.Scan() {
+				var m struct {
+					ProbeIP  string          `json:"probe_ip"`
+					TestKeys json.RawMessage `json:"test_keys"`
+				}
+				if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m.ProbeIP != "127.0.0.1" || len(m.TestKeys) == 0 {
+					t.Errorf("ooni line %d: probe_ip %q, %v", n+1, m.ProbeIP, err)
+				}
+				n++
+			}
+			if n == 0 {
+				t.Error("ooni report is empty")
+			}
+		}
 	}
 }

@@ -33,11 +33,12 @@ func parseLeaf(chain [][]byte) (leafInfo, bool) {
 	if err != nil {
 		return leafInfo{issuer: "an unparsable certificate", fingerprint: sha256.Sum256(chain[0])}, false
 	}
-	return leafInfo{issuer: issuerName(c), issuerDN: c.Issuer.String(), authorityKey: c.AuthorityKeyId, cert: c, fingerprint: sha256.Sum256(chain[0])}, true
+	return leafInfo{issuer: IssuerName(c), issuerDN: c.Issuer.String(), authorityKey: c.AuthorityKeyId, cert: c, fingerprint: sha256.Sum256(chain[0])}, true
 }
 
-// issuerName returns "CN (O)" of c's issuer, or what of it there is.
-func issuerName(c *x509.Certificate) string {
+// IssuerName returns "CN (O)" of c's issuer, or what of it there is: how
+// verdicts and reports name a certificate's authority.
+func IssuerName(c *x509.Certificate) string {
 	cn := c.Issuer.CommonName
 	org := strings.Join(c.Issuer.Organization, ", ")
 	switch {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/reachprobe/reachprobe/analysis"
 	"github.com/reachprobe/reachprobe/measurements"
 )
 
@@ -66,7 +67,7 @@ func describeLeaf(der []byte) certView {
 	if err != nil {
 		return certView{Subject: "a certificate that does not parse", Issuer: "unknown"}
 	}
-	cv := certView{Subject: c.Subject.CommonName, Issuer: issuerName(c)}
+	cv := certView{Subject: c.Subject.CommonName, Issuer: analysis.IssuerName(c)}
 	if cv.Subject == "" {
 		cv.Subject = c.Subject.String()
 	}
@@ -82,19 +83,4 @@ func describeLeaf(der []byte) certView {
 	}
 	cv.Names = strings.Join(names, ", ")
 	return cv
-}
-
-// issuerName returns "CN (O)" of c's issuer, or what of it there is.
-func issuerName(c *x509.Certificate) string {
-	cn := c.Issuer.CommonName
-	org := strings.Join(c.Issuer.Organization, ", ")
-	switch {
-	case cn != "" && org != "":
-		return cn + " (" + org + ")"
-	case cn != "":
-		return cn
-	case org != "":
-		return org
-	}
-	return c.Issuer.String()
 }

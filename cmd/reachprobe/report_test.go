@@ -6,13 +6,11 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	bin "encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"io"
 	"math/big"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,7 +21,7 @@ import (
 	"time"
 
 	"github.com/reachprobe/reachprobe/measurements"
-	"github.com/reachprobe/reachprobe/probes/stunprobe"
+	"github.com/reachprobe/reachprobe/probes/probetest"
 )
 
 // fakePublicAddress is what the STUN server of the privacy test claims to
@@ -32,37 +30,16 @@ import (
 // finding it anywhere means it leaked.
 var fakePublicAddress = netip.MustParseAddrPort("8.8.4.4:41641")
 
-// startMappingSTUN answers STUN Binding requests on a loopback port with
-// MAPPED-ADDRESS mapped, whatever the request's source.
+// startMappingSTUN serves STUN on a loopback port, answering every
+// request with mapped as the requester's address.
 func startMappingSTUN(t *testing.T, mapped netip.AddrPort) string {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	s, err := probetest.StartMappingSTUN("127.0.0.1:0", mapped)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	value := bin.BigEndian.AppendUint16([]byte{0, 1}, mapped.Port())
-	value = append(value, mapped.Addr().AsSlice()...)
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			req, err := stunprobe.ParseMessage(buf[:n])
-			if err != nil || req.Method() != stunprobe.MethodBinding || req.Class() != stunprobe.ClassRequest {
-				continue
-			}
-			resp := stunprobe.Message{
-				Type:          stunprobe.MessageType(stunprobe.MethodBinding, stunprobe.ClassSuccess),
-				TransactionID: req.TransactionID,
-				Attributes:    []stunprobe.Attribute{{Type: stunprobe.AttrMappedAddress, Value: value}},
-			}
-			conn.WriteToUDPAddrPort(resp.Marshal(), from)
-		}
-	}()
-	return conn.LocalAddr().String()
+	t.Cleanup(func() { s.Close() })
+	return s.Addr().String()
 }
 
 // execReachprobe runs the binary and returns its output and exit code.

@@ -2,8 +2,6 @@ package netid
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/probetest"
-	"github.com/reachprobe/reachprobe/probes/stunprobe"
 )
 
 func TestLookup(t *testing.T) {
@@ -44,39 +41,16 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-// startMappingSTUN serves STUN Binding requests on a loopback port and
-// answers each with MAPPED-ADDRESS mapped, whatever the request's source:
-// it stands for a server on the internet seeing the probe's public address.
+// startMappingSTUN serves STUN on a loopback port, answering every
+// request with mapped as the requester's address.
 func startMappingSTUN(t *testing.T, mapped netip.AddrPort) netip.AddrPort {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	s, err := probetest.StartMappingSTUN("127.0.0.1:0", mapped)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	value := []byte{0, 1}
-	value = binary.BigEndian.AppendUint16(value, mapped.Port())
-	value = append(value, mapped.Addr().AsSlice()...)
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			req, err := stunprobe.ParseMessage(buf[:n])
-			if err != nil || req.Method() != stunprobe.MethodBinding || req.Class() != stunprobe.ClassRequest {
-				continue
-			}
-			resp := stunprobe.Message{
-				Type:          stunprobe.MessageType(stunprobe.MethodBinding, stunprobe.ClassSuccess),
-				TransactionID: req.TransactionID,
-				Attributes:    []stunprobe.Attribute{{Type: stunprobe.AttrMappedAddress, Value: value}},
-			}
-			conn.WriteToUDPAddrPort(resp.Marshal(), from)
-		}
-	}()
-	return conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	t.Cleanup(func() { s.Close() })
+	return s.Addr()
 }
 
 func TestDiscover(t *testing.T) {

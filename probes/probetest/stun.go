@@ -47,8 +47,12 @@ const (
 
 // STUNServer answers STUN Binding requests on one or more UDP ports.
 type STUNServer struct {
-	mode     STUNMode
+	mode STUNMode
+	// mapped, when valid, is the address every answer reports instead of
+	// the request's source (StartMappingSTUN).
+	mapped   netip.AddrPort
 	conns    []*net.UDPConn
+	mu       sync.Mutex // guards mapped
 	requests atomic.Int64
 	wg       sync.WaitGroup
 }
@@ -64,6 +68,20 @@ func StartSTUN(addr string) (*STUNServer, error) {
 // StartSilentSTUN is StartSTUN in STUNSilent mode.
 func StartSilentSTUN(addr string) (*STUNServer, error) {
 	return startSTUN(STUNSilent, addr)
+}
+
+// StartMappingSTUN is StartSTUN answering every request with mapped as
+// the requester's address: it stands for a server on the internet that
+// sees the probe's public address, which on loopback no server could.
+func StartMappingSTUN(addr string, mapped netip.AddrPort) (*STUNServer, error) {
+	s, err := startSTUN(STUNAnswer, addr)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.mapped = mapped
+	s.mu.Unlock()
+	return s, nil
 }
 
 // StartSTUNPorts serves on each port of ip in mode, e.g. the FaceTime
@@ -200,7 +218,13 @@ func (s *STUNServer) answer(req []byte, src net.Addr) []byte {
 	copy(id[:], req[8:stunHeaderSize])
 	switch s.mode {
 	case STUNAnswer:
-		return stunResponse(stunBindingSuccess, id, stunXORAddress(udpSrc.AddrPort(), id))
+		s.mu.Lock()
+		mapped := s.mapped
+		s.mu.Unlock()
+		if !mapped.IsValid() {
+			mapped = udpSrc.AddrPort()
+		}
+		return stunResponse(stunBindingSuccess, id, stunXORAddress(mapped, id))
 	case STUNReject:
 		return stunResponse(stunBindingError, id, stunErrorAttr(400, "Bad Request"))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -62,7 +63,13 @@ func blackholeLab(t *testing.T, n int) (measurements.Catalog, *dnsprobe.Resolver
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cat, &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, ListenWindow: -1}
+	// The system engine too asks the test server: a test never sends a
+	// query to the machine's own resolver.
+	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, srv.Addr())
+	}}
+	return cat, &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: system, ListenWindow: -1}
 }
 
 // TestBlackholedTargetsRunConcurrently checks the property that keeps a

@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/failure"
+	"github.com/reachprobe/reachprobe/probes/tlsprobe"
 )
 
 // HandshakeTimeout bounds one QUIC handshake, from the first Initial
@@ -105,7 +105,7 @@ func Handshake(ctx context.Context, addr netip.AddrPort, cfg Config) *measuremen
 		ServerName: cfg.ServerName,
 		NextProtos: alpn,
 		MinVersion: tls.VersionTLS13,
-		// Verification happens after the handshake, in verifyChain, so
+		// Verification happens after the handshake, in tlsprobe.VerifyChain, so
 		// that a chain that fails it is still recorded.
 		InsecureSkipVerify: true,
 	}
@@ -119,11 +119,8 @@ func Handshake(ctx context.Context, addr netip.AddrPort, cfg Config) *measuremen
 
 	state := conn.ConnectionState().TLS
 	recordState(details, state)
-	verifyName := cfg.ServerName
-	if verifyName == "" {
-		verifyName = addr.Addr().Unmap().WithZone("").String()
-	}
-	if err := verifyChain(state.PeerCertificates, verifyName, cfg.RootCAs); err != nil {
+	name := tlsprobe.VerifyName(cfg.ServerName, addr)
+	if err := tlsprobe.VerifyChain(state.PeerCertificates, cfg.RootCAs, name, time.Now()); err != nil {
 		details.VerifyFailure = failure.Scrub(err.Error())
 		obs.Failure = failure.Classify(err)
 		obs.Operation = failure.OpQUICHandshake
@@ -160,48 +157,9 @@ func closeConn(conn *quic.Conn) {
 // recordState copies the negotiated parameters and the peer's chain.
 func recordState(d *measurements.TLSDetails, state tls.ConnectionState) {
 	d.NegotiatedProtocol = state.NegotiatedProtocol
-	d.TLSVersion = versionName(state.Version)
+	d.TLSVersion = tlsprobe.VersionName(state.Version)
 	d.CipherSuite = tls.CipherSuiteName(state.CipherSuite)
 	for _, c := range state.PeerCertificates {
 		d.PeerCertificates = append(d.PeerCertificates, c.Raw)
 	}
-}
-
-// errNoCertificate reports a handshake that completed without a peer
-// certificate, which TLS 1.3 server authentication does not allow.
-var errNoCertificate = errors.New("x509: server sent no certificate")
-
-// verifyChain verifies chain (leaf first, as sent) against roots (nil:
-// the system roots), then the leaf against name. The chain is checked
-// before the name, unlike crypto/tls and as tlsprobe does: an
-// interceptor's certificate for another name is then reported as
-// ssl_unknown_authority, which says who signed it.
-func verifyChain(chain []*x509.Certificate, name string, roots *x509.CertPool) error {
-	if len(chain) == 0 {
-		return errNoCertificate
-	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
-		return err
-	}
-	return chain[0].VerifyHostname(name)
-}
-
-// versionName returns the OONI name of a TLS version ("TLSv1.3"), or ""
-// for an unknown value.
-func versionName(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1.0"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return ""
 }

@@ -228,21 +228,6 @@ func TestHandshakeObservationHasNoLocalAddress(t *testing.T) {
 	}
 }
 
-func TestVersionName(t *testing.T) {
-	tests := []struct {
-		v    uint16
-		want string
-	}{
-		{tls.VersionTLS10, "TLSv1.0"}, {tls.VersionTLS11, "TLSv1.1"},
-		{tls.VersionTLS12, "TLSv1.2"}, {tls.VersionTLS13, "TLSv1.3"}, {0x0300, ""},
-	}
-	for _, tt := range tests {
-		if got := versionName(tt.v); got != tt.want {
-			t.Errorf("versionName(%#x) = %q, want %q", tt.v, got, tt.want)
-		}
-	}
-}
-
 // TestHandshakeClosesGracefully: the server sees the client close the
 // connection, not an idle timeout.
 func TestHandshakeClosesGracefully(t *testing.T) {

@@ -157,13 +157,13 @@ func Handshake(ctx context.Context, conn net.Conn, addr netip.AddrPort, cfg Conf
 	}
 
 	state := uconn.ConnectionState()
-	obs.TLS.TLSVersion = versionName(state.Version)
+	obs.TLS.TLSVersion = VersionName(state.Version)
 	obs.TLS.CipherSuite = utls.CipherSuiteName(state.CipherSuite)
 	obs.TLS.NegotiatedProtocol = state.NegotiatedProtocol
 	for _, cert := range state.PeerCertificates {
 		obs.TLS.PeerCertificates = append(obs.TLS.PeerCertificates, cert.Raw)
 	}
-	if err := verifyChain(state.PeerCertificates, cfg.RootCAs, verifyName(cfg.ServerName, addr), time.Now()); err != nil {
+	if err := VerifyChain(state.PeerCertificates, cfg.RootCAs, VerifyName(cfg.ServerName, addr), time.Now()); err != nil {
 		obs.Failure = failure.Classify(err)
 		obs.Operation = failure.OpTLSHandshake
 		obs.TLS.VerifyFailure = failure.Scrub(err.Error())
@@ -231,48 +231,4 @@ func newTLSObservation(addr netip.AddrPort, cfg Config) *measurements.Observatio
 			ClientHello: id.Str(),
 		},
 	}
-}
-
-// verifyName is the name the chain must be valid for: the server name, or
-// the address when there is none.
-func verifyName(serverName string, addr netip.AddrPort) string {
-	if serverName != "" {
-		return serverName
-	}
-	return addr.Addr().WithZone("").String()
-}
-
-// verifyChain verifies certs (leaf first, as sent) against roots (nil: the
-// system roots) and then the leaf against name. The chain is checked
-// before the name, unlike crypto/tls: an interceptor's certificate for some
-// other name is then reported as ssl_unknown_authority, which says who
-// signed it, rather than as ssl_invalid_hostname.
-func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, name string, now time.Time) error {
-	if len(certs) == 0 {
-		return errors.New("x509: server sent no certificate")
-	}
-	intermediates := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		intermediates.AddCert(c)
-	}
-	opts := x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now}
-	if _, err := certs[0].Verify(opts); err != nil {
-		return err
-	}
-	return certs[0].VerifyHostname(name)
-}
-
-// versionName returns OONI's name of a TLS version ("TLSv1.3").
-func versionName(v uint16) string {
-	switch v {
-	case utls.VersionTLS10:
-		return "TLSv1.0"
-	case utls.VersionTLS11:
-		return "TLSv1.1"
-	case utls.VersionTLS12:
-		return "TLSv1.2"
-	case utls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return fmt.Sprintf("0x%04X", v)
 }

@@ -292,7 +292,7 @@ func TestVerifyChain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := verifyChain(tt.certs, tt.roots, tt.host, time.Now())
+			err := VerifyChain(tt.certs, tt.roots, tt.host, time.Now())
 			if got := failure.Classify(err); got != tt.want {
 				t.Errorf("verifyChain: %v classified %q, want %q", err, got, tt.want)
 			}
@@ -362,8 +362,8 @@ func TestVersionName(t *testing.T) {
 		{0x7f1c, "0x7F1C"},
 	}
 	for _, tt := range tests {
-		if got := versionName(tt.v); got != tt.want {
-			t.Errorf("versionName(%#x) = %q, want %q", tt.v, got, tt.want)
+		if got := VersionName(tt.v); got != tt.want {
+			t.Errorf("VersionName(%#x) = %q, want %q", tt.v, got, tt.want)
 		}
 	}
 }

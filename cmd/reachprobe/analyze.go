@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -24,7 +23,8 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 		"Judges a stored run: for push, identity and call, and for iMessage and FaceTime, whether they work,\nare degraded, blocked (with the method a censor used) or cannot be judged; then the evidence.\nRUN is a run number or \"latest\" (the default). With --since, the latest run in range is judged and\nthe history of every run in range follows.")
 	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
 	format := fs.String("format", "text", "output format: text or json")
-	since := fs.Duration("since", 0, "judge every run started within this `DURATION` (e.g. 168h) and show their history")
+	var since ageFlag
+	fs.Var(&since, "since", "judge every finished run started within `DURATION` (7d, 168h) and show their history")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -32,53 +32,29 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 	if *format != "text" && *format != "json" {
 		return usageError{fmt.Errorf("analyze: --format %q: want text or json", *format)}
 	}
-	if len(pos) > 1 || (len(pos) == 1 && *since != 0) {
-		return usageError{errors.New("analyze: give one RUN or --since, not both")}
-	}
-	if *since < 0 {
-		return usageError{errors.New("analyze: --since must be positive")}
-	}
 	store, err := openStore(ctx, env, *db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	runs, err := selectRuns(ctx, store, "analyze", pos, time.Duration(since))
+	if err != nil {
+		return err
+	}
 
 	var out analyzeOutput
-	if *since > 0 {
-		runs, err := store.RunsSince(ctx, time.Now().Add(-*since))
+	judged := make([]analysis.RunVerdicts, 0, len(runs))
+	for _, r := range runs {
+		rep, err := judgeRun(ctx, store, r)
 		if err != nil {
-			return dbError{err}
+			return err
 		}
-		var judged []analysis.RunVerdicts
-		for _, r := range runs {
-			if r.Status == measurements.RunRunning {
-				continue // still being measured; judged once it ends
-			}
-			rep, err := judgeRun(ctx, store, r)
-			if err != nil {
-				return err
-			}
-			judged = append(judged, analysis.RunVerdicts{Run: r, Report: rep})
-		}
-		if len(judged) == 0 {
-			return usageError{fmt.Errorf("analyze: no finished run in the last %s", *since)}
-		}
-		out.Report = judged[len(judged)-1].Report
+		judged = append(judged, analysis.RunVerdicts{Run: r, Report: rep})
+	}
+	out.Report = judged[len(judged)-1].Report
+	if since > 0 {
 		h := analysis.History(judged)
 		out.History = &h
-	} else {
-		arg := "latest"
-		if len(pos) == 1 {
-			arg = pos[0]
-		}
-		run, err := lookupRun(ctx, store, arg)
-		if err != nil {
-			return err
-		}
-		if out.Report, err = judgeRun(ctx, store, run); err != nil {
-			return err
-		}
 	}
 
 	if *format == "json" {
@@ -96,6 +72,53 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 	return nil
 }
 
+// selectRuns returns the runs a command works on, oldest first: every
+// finished run started within since (a run still being measured is left
+// for later), or else the one RUN of pos, "latest" when pos is empty.
+func selectRuns(ctx context.Context, store *measurements.Store, cmd string, pos []string, since time.Duration) ([]measurements.Run, error) {
+	if len(pos) > 1 || (len(pos) == 1 && since > 0) {
+		return nil, usageError{fmt.Errorf("%s: give one RUN or --since, not both", cmd)}
+	}
+	if since <= 0 {
+		arg := "latest"
+		if len(pos) == 1 {
+			arg = pos[0]
+		}
+		run, err := lookupRun(ctx, store, arg)
+		if err != nil {
+			return nil, err
+		}
+		return []measurements.Run{run}, nil
+	}
+	all, err := store.RunsSince(ctx, time.Now().Add(-since))
+	if err != nil {
+		return nil, dbError{err}
+	}
+	var runs []measurements.Run
+	for _, r := range all {
+		if r.Status != measurements.RunRunning {
+			runs = append(runs, r)
+		}
+	}
+	if len(runs) == 0 {
+		return nil, usageError{fmt.Errorf("%s: no finished run in the last %s", cmd, formatAge(since))}
+	}
+	return runs, nil
+}
+
+// runTargets reads and parses the catalog run measured, as stored with it.
+func runTargets(ctx context.Context, store *measurements.Store, run measurements.Run) ([]measurements.Target, error) {
+	stored, err := store.Catalog(ctx, run.CatalogDigest)
+	if err != nil {
+		return nil, dbError{fmt.Errorf("run %d: %w", run.ID, err)}
+	}
+	cat, err := catalog.Parse(stored.Name, stored.Text)
+	if err != nil {
+		return nil, dbError{fmt.Errorf("run %d: its stored catalog no longer parses: %w", run.ID, err)}
+	}
+	return cat.Targets, nil
+}
+
 // analyzeRun reads one run's observations and the catalog it measured,
 // and judges them.
 func analyzeRun(ctx context.Context, store *measurements.Store, run measurements.Run) (analysis.Report, error) {
@@ -103,13 +126,9 @@ func analyzeRun(ctx context.Context, store *measurements.Store, run measurements
 	if err != nil {
 		return analysis.Report{}, dbError{err}
 	}
-	stored, err := store.Catalog(ctx, run.CatalogDigest)
+	targets, err := runTargets(ctx, store, run)
 	if err != nil {
-		return analysis.Report{}, dbError{fmt.Errorf("run %d: %w", run.ID, err)}
+		return analysis.Report{}, err
 	}
-	cat, err := catalog.Parse(stored.Name, stored.Text)
-	if err != nil {
-		return analysis.Report{}, dbError{fmt.Errorf("run %d: its stored catalog no longer parses: %w", run.ID, err)}
-	}
-	return analysis.Analyze(analysis.Input{Run: run, Targets: cat.Targets, Observations: obs}), nil
+	return analysis.Analyze(analysis.Input{Run: run, Targets: targets, Observations: obs}), nil
 }

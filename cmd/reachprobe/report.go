@@ -15,7 +15,6 @@ import (
 	"github.com/reachprobe/reachprobe/analysis/htmlreport"
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/measurements/export"
-	"github.com/reachprobe/reachprobe/probes/catalog"
 	"github.com/reachprobe/reachprobe/probes/netid"
 )
 
@@ -52,9 +51,6 @@ func cmdReport(ctx context.Context, env *environ, args []string) error {
 	default:
 		return usageError{fmt.Errorf("report: --format %q: want html, csv, json or ooni", *format)}
 	}
-	if len(pos) > 1 || (len(pos) == 1 && since > 0) {
-		return usageError{errors.New("report: give one RUN or --since, not both")}
-	}
 	if *out == "" {
 		return usageError{errors.New("report: -o needs a file name, or - for standard output")}
 	}
@@ -64,30 +60,9 @@ func cmdReport(ctx context.Context, env *environ, args []string) error {
 	}
 	defer store.Close()
 
-	var runs []measurements.Run
-	if since > 0 {
-		all, err := store.RunsSince(ctx, time.Now().Add(-time.Duration(since)))
-		if err != nil {
-			return dbError{err}
-		}
-		for _, r := range all {
-			if r.Status != measurements.RunRunning { // still being measured
-				runs = append(runs, r)
-			}
-		}
-		if len(runs) == 0 {
-			return usageError{fmt.Errorf("report: no finished run in the last %s", formatAge(time.Duration(since)))}
-		}
-	} else {
-		arg := "latest"
-		if len(pos) == 1 {
-			arg = pos[0]
-		}
-		run, err := lookupRun(ctx, store, arg)
-		if err != nil {
-			return err
-		}
-		runs = []measurements.Run{run}
+	runs, err := selectRuns(ctx, store, "report", pos, time.Duration(since))
+	if err != nil {
+		return err
 	}
 
 	l := &runLoader{store: store, targets: map[string][]measurements.Target{}}
@@ -232,14 +207,10 @@ func (l *runLoader) catalogTargets(ctx context.Context, run measurements.Run) ([
 	if t, ok := l.targets[run.CatalogDigest]; ok {
 		return t, nil
 	}
-	stored, err := l.store.Catalog(ctx, run.CatalogDigest)
+	t, err := runTargets(ctx, l.store, run)
 	if err != nil {
-		return nil, dbError{fmt.Errorf("run %d: %w", run.ID, err)}
+		return nil, err
 	}
-	cat, err := catalog.Parse(stored.Name, stored.Text)
-	if err != nil {
-		return nil, dbError{fmt.Errorf("run %d: its stored catalog no longer parses: %w", run.ID, err)}
-	}
-	l.targets[run.CatalogDigest] = cat.Targets
-	return cat.Targets, nil
+	l.targets[run.CatalogDigest] = t
+	return t, nil
 }

@@ -62,6 +62,20 @@ func matches(query, resp *dns.Msg) bool {
 	return len(resp.Question) == 1 && r.Qtype == q.Qtype && r.Qclass == q.Qclass && strings.EqualFold(r.Name, q.Name)
 }
 
+// streamResponse unpacks raw, the one response to query read from a stream
+// (TCP, DoH): garbage, or an answer to another query, means the server
+// misbehaves.
+func streamResponse(query *dns.Msg, raw []byte) (*dns.Msg, error) {
+	resp := new(dns.Msg)
+	if err := resp.Unpack(raw); err != nil {
+		return nil, &failure.Error{Failure: failure.DNSServerMisbehaving, Err: err}
+	}
+	if !matches(query, resp) {
+		return nil, &failure.Error{Failure: failure.DNSServerMisbehaving, Err: errMismatch}
+	}
+	return resp, nil
+}
+
 // recordFirst fills obs from the response the lookup uses (raw is its
 // wire form) and records the failure it means, if any.
 func recordFirst(obs *measurements.Observation, query, resp *dns.Msg, raw []byte) {

@@ -82,12 +82,9 @@ func (r *Resolver) exchangeDoH(ctx context.Context, url string, query *dns.Msg) 
 	if len(raw) > dns.MaxMsgSize {
 		return nil, nil, &failure.Error{Failure: failure.DNSServerMisbehaving, Err: errors.New("response larger than a DNS message")}
 	}
-	msg := new(dns.Msg)
-	if err := msg.Unpack(raw); err != nil {
-		return nil, nil, &failure.Error{Failure: failure.DNSServerMisbehaving, Err: err}
-	}
-	if !matches(query, msg) {
-		return nil, nil, &failure.Error{Failure: failure.DNSServerMisbehaving, Err: errMismatch}
+	msg, err := streamResponse(query, raw)
+	if err != nil {
+		return nil, nil, err
 	}
 	return msg, raw, nil
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/reachprobe/reachprobe/measurements"
-	"github.com/reachprobe/reachprobe/probes/failure"
 )
 
 // maxUDPResponse is the read buffer size: the largest UDP payload, so an
@@ -198,12 +197,9 @@ func exchangeTCP(ctx context.Context, server string, query *dns.Msg) (*dns.Msg, 
 	if _, err := io.ReadFull(conn, raw); err != nil {
 		return nil, nil, ctxErr(err)
 	}
-	resp := new(dns.Msg)
-	if err := resp.Unpack(raw); err != nil {
-		return nil, nil, &failure.Error{Failure: failure.DNSServerMisbehaving, Err: err}
-	}
-	if !matches(query, resp) {
-		return nil, nil, &failure.Error{Failure: failure.DNSServerMisbehaving, Err: errMismatch}
+	resp, err := streamResponse(query, raw)
+	if err != nil {
+		return nil, nil, err
 	}
 	return resp, raw, nil
 }

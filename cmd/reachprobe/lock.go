@@ -24,6 +24,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/reachprobe/reachprobe/measurements"
 )
 
 // lockPollInterval is how often a command waiting for the lock tries it
@@ -203,4 +205,22 @@ func isReadOnly(err error) bool {
 		return true
 	}
 	return errors.Is(err, syscall.EROFS)
+}
+
+// openLocked takes the database's lock for a command that writes (run,
+// prune), logging a wait for it, then opens the database. The caller
+// closes the store and then calls release.
+func openLocked(ctx context.Context, env *environ, log *eventLog, dbPath string, wait time.Duration) (store *measurements.Store, release func(), err error) {
+	lock, err := lockDatabase(ctx, dbPath, wait, func(lockFile string, pid int) {
+		log.event("waiting_for_lock", "lock_file", lockFile, "holder_pid", pid, "wait_s", wait.Seconds())
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err = openStore(ctx, env, dbPath)
+	if err != nil {
+		lock.release()
+		return nil, nil, err
+	}
+	return store, func() { store.Close(); lock.release() }, nil
 }

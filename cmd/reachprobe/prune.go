@@ -123,18 +123,11 @@ func cmdPrune(ctx context.Context, env *environ, args []string) error {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return usageError{fmt.Errorf("prune: no database at %s (give --db, or db in the config file)", path)}
 	}
-	lock, err := lockDatabase(ctx, path, *wait, func(lockFile string, pid int) {
-		log.event("waiting_for_lock", "lock_file", lockFile, "holder_pid", pid, "wait_s", wait.Seconds())
-	})
+	store, release, err := openLocked(ctx, env, log, path, *wait)
 	if err != nil {
 		return err
 	}
-	defer lock.release()
-	store, err := openStore(ctx, env, path)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	defer release()
 	if !*dryRun {
 		// Holding the lock, a run still "running" is one that was killed.
 		if _, err := store.MarkUnfinishedRuns(ctx, time.Now().UTC()); err != nil {

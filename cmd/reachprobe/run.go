@@ -125,18 +125,11 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The lock comes first: a run still "running" is then certainly dead.
-	lock, err := lockDatabase(sigCtx, dbPath, o.wait, func(lockFile string, pid int) {
-		log.event("waiting_for_lock", "lock_file", lockFile, "holder_pid", pid, "wait_s", o.wait.Seconds())
-	})
+	store, release, err := openLocked(sigCtx, env, log, dbPath, o.wait)
 	if err != nil {
 		return err
 	}
-	defer lock.release()
-	store, err := openStore(ctx, env, dbPath)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	defer release()
 	if n, err := store.MarkUnfinishedRuns(ctx, time.Now().UTC()); err != nil {
 		return dbError{explainWriteError(err)}
 	} else if n > 0 {

@@ -146,6 +146,26 @@ func (ss *seriesSet) otherUDP(fam string, exclude netip.Addr) *series {
 	return ss.otherQUIC(fam, exclude)
 }
 
+// controlSTUNOn returns a control STUN server's series on port over fam
+// (the first, steady ones first), or nil: the same port toward a
+// destination that is not Apple's and is known to answer.
+func (ss *seriesSet) controlSTUNOn(fam string, port int) *series {
+	var found *series
+	for _, s := range ss.all {
+		if s.tainted || s.target.Group != measurements.GroupControl || s.step != measurements.StepUDP ||
+			s.port != port || family(s.addr) != fam || !s.target.STUNAnswers {
+			continue
+		}
+		if s.steady() {
+			return s
+		}
+		if found == nil {
+			found = s
+		}
+	}
+	return found
+}
+
 // otherQUIC returns a QUIC handshake that reached its server in every try,
 // at an address other than exclude.
 func (ss *seriesSet) otherQUIC(fam string, exclude netip.Addr) *series {

@@ -189,9 +189,9 @@ type stepCtx struct {
 	repeat int
 	// confirm: the step belongs to the confirmation pass.
 	confirm bool
-	addr   netip.Addr
-	real   bool // a real server of some host has this address
-	o      *measurements.Observation
+	addr    netip.Addr
+	real    bool // a real server of some host has this address
+	o       *measurements.Observation
 }
 
 // fail records a failure, dropping what only a success records.

@@ -22,13 +22,18 @@ type Confirmation struct {
 }
 
 // ConfirmEndpoint is one endpoint to measure again, with the pattern that
-// makes it suspect.
+// makes it suspect, or "reference" for an endpoint measured again because
+// a suspect's verdict leans on it: a pattern holds only next to its
+// control, in the same pass.
 type ConfirmEndpoint struct {
 	Target  string `json:"target"`
 	Address string `json:"address"`
 	Port    int    `json:"port"`
 	Method  string `json:"method"`
 }
+
+// methodReference marks a reference endpoint in a Confirmation.
+const methodReference = "reference"
 
 // PortCheck asks for a connect ("tcp") to a control host's address on a
 // port an endpoint of Apple's failed on.
@@ -57,11 +62,17 @@ func Candidates(in Input) Confirmation {
 	if c.Names == nil {
 		c.Names = []string{}
 	}
+	if len(suspectEndpoints(a)) == 0 && len(c.Names) == 0 {
+		return Confirmation{Endpoints: []ConfirmEndpoint{}, Names: []string{}, PortChecks: []PortCheck{}}
+	}
 	if a.report.Network.Status == NetworkNoConnectivity {
 		// Nothing answered at all: there is no pattern to confirm.
 		return Confirmation{Endpoints: []ConfirmEndpoint{}, Names: []string{}, PortChecks: []PortCheck{}}
 	}
 	ports := map[portKey]string{} // suspect TCP ports, by family
+	suspect := map[endpointKey]string{}
+	addrs := map[netip.Addr]bool{} // addresses of suspects
+	appleTCP := map[string]bool{}  // families needing a TCP reference into Apple's networks
 	for _, r := range a.judged {
 		if r.v.Group == measurements.GroupControl || !r.counted {
 			continue
@@ -73,10 +84,38 @@ func Candidates(in Input) Confirmation {
 		if method == "" {
 			continue
 		}
-		c.Endpoints = append(c.Endpoints, ConfirmEndpoint{Target: r.v.Target, Address: r.v.Address, Port: r.v.Port, Method: method})
+		suspect[r.e.key] = method
+		addrs[r.e.addr] = true
+		if r.e.key.kind == transportQUIC || r.e.key.kind == transportUDP {
+			appleTCP[r.family] = true
+		}
 		if method == MethodPortFiltering && (r.e.key.kind == transportTCP || r.e.key.kind == transportTLS) {
 			ports[portKey{port: r.v.Port, kind: r.family}] = r.family
 		}
+	}
+	// The suspects, then their references: every other endpoint at a
+	// suspect's address (another port, another protocol), the control
+	// hosts, and for UDP suspects one TCP endpoint into Apple's networks
+	// per family. A burst of loss in the confirmation pass then fails the
+	// references too, and the pattern does not hold next to its control.
+	for _, k := range a.ix.endpointIDs {
+		e := a.ix.endpoints[k]
+		if len(e.attempts) == 0 {
+			continue
+		}
+		method, ok := suspect[k]
+		fam := family(e.addr)
+		switch {
+		case ok:
+		case addrs[e.addr] || e.target.Group == measurements.GroupControl:
+			method = methodReference
+		case appleTCP[fam] && (k.kind == transportTCP || k.kind == transportTLS) && len(e.target.Networks) > 0:
+			method = methodReference
+			delete(appleTCP, fam)
+		default:
+			continue
+		}
+		c.Endpoints = append(c.Endpoints, ConfirmEndpoint{Target: k.target, Address: k.address, Port: k.port, Method: method})
 	}
 	for k, fam := range ports {
 		c.PortChecks = append(c.PortChecks, controlPortChecks(a.ix, k.port, fam)...)
@@ -109,4 +148,16 @@ func sortPortChecks(pcs []PortCheck) {
 	slices.SortFunc(pcs, func(a, b PortCheck) int {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), strings.Compare(a.Address, b.Address))
 	})
+}
+
+// suspectEndpoints returns the endpoints whose judgement rests on a
+// pattern: a candidate method, or a suspected one.
+func suspectEndpoints(a *judgement) []*judged {
+	var out []*judged
+	for _, r := range a.judged {
+		if r.v.Group != measurements.GroupControl && r.counted && (r.candidate != "" || r.v.Suspected != "") {
+			out = append(out, r)
+		}
+	}
+	return out
 }

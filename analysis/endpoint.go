@@ -64,6 +64,11 @@ func (j *endpointJudge) judge(e *endpointObs) *judged {
 		return r
 	}
 	r.counted = true
+	j.ss.confirmedOnly = false
+	for _, a := range e.attempts {
+		j.ss.confirmedOnly = j.ss.confirmedOnly || a.confirm
+	}
+	defer func() { j.ss.confirmedOnly = false }()
 	switch e.key.kind {
 	case transportTLS, transportTCP:
 		j.judgeTCP(r)

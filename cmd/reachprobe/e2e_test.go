@@ -7,11 +7,14 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -159,7 +162,7 @@ func find(obs []measurements.Observation, target string, step measurements.Step,
 func TestEndToEndRun(t *testing.T) {
 	l := startLoopbackLab(t)
 	db := filepath.Join(l.dir, "data", "reachprobe.db")
-	cmd := exec.Command(binary, l.runArgs(db, "-v")...)
+	cmd := exec.Command(binary, l.runArgs(db, "-v", "--log-format", "json")...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -273,8 +276,62 @@ func TestEndToEndRun(t *testing.T) {
 	if len(find(obs, "valid", measurements.StepTLS, ok)) == 0 {
 		t.Error("no successful TLS observation")
 	}
-	if !strings.Contains(stdout.String(), "endpoints reachable") {
-		t.Errorf("summary missing from -v output:\n%s", stdout.String())
+	if !strings.Contains(stdout.String(), "\niMessage: ") || !strings.Contains(stdout.String(), "\nEndpoints reachable: ") {
+		t.Errorf("verdicts or counts missing from -v output:\n%s", stdout.String())
+	}
+	checkVerdictsEvent(t, db, run.ID, stderr.String())
+}
+
+// checkVerdictsEvent checks that a run's JSON log has one "verdicts" event,
+// after run_ended, saying what "analyze --format json" says of the run.
+func checkVerdictsEvent(t *testing.T, db string, runID int64, log string) {
+	t.Helper()
+	type verdicts struct {
+		Apps []struct {
+			App, Verdict, Reason string
+		}
+		Services []struct {
+			Service, Verdict, Reason string
+			Methods                  []string
+			Confidence               struct{ Level string }
+		}
+	}
+	var events []string
+	var got verdicts
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var e struct {
+			Event string
+			RunID int64 `json:"run_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		events = append(events, e.Event)
+		if e.Event == "verdicts" {
+			n++
+			if e.RunID != runID {
+				t.Errorf("verdicts event of run %d, want %d", e.RunID, runID)
+			}
+			json.Unmarshal([]byte(line), &got)
+		}
+	}
+	if n != 1 || events[len(events)-1] != "verdicts" || !slices.Contains(events, "run_ended") {
+		t.Fatalf("events %v: want one verdicts event, the last, after run_ended", events)
+	}
+	out, err := exec.Command(binary, "analyze", fmt.Sprint(runID), "--db", db, "--format", "json").Output()
+	if err != nil {
+		t.Fatalf("analyze: %v", err)
+	}
+	var want verdicts
+	if err := json.Unmarshal(out, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Apps) == 0 || len(want.Services) == 0 {
+		t.Fatalf("analyze gave no verdicts: %s", out)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("verdicts event %+v, analyze %+v", got, want)
 	}
 }
 

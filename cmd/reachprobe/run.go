@@ -191,9 +191,6 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		result = dbError{explainWriteError(err)}
 	}
 	tally.report(log, cat, runID, status, started, result)
-	if show && summary != nil {
-		printSummary(env, runID, status, summary)
-	}
 	// A database that could not store an observation would not store the
 	// network either; the run's error says why.
 	if identity != nil && !errors.Is(runErr, runner.ErrRecord) {
@@ -201,6 +198,9 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	}
 	if result == nil && o.pruneOlderThan > 0 {
 		result = pruneDatabase(ctx, env, store, log, time.Duration(o.pruneOlderThan), false, show)
+	}
+	if !errors.Is(runErr, runner.ErrRecord) {
+		tellVerdicts(ctx, env, log, store, dbPath, runID, summary, show)
 	}
 	return result
 }
@@ -317,17 +317,4 @@ func (p *progressPrinter) done() {
 	if p.line {
 		fmt.Fprint(p.env.stderr, "\r\033[K")
 	}
-}
-
-func printSummary(env *environ, runID int64, status string, s *runner.Summary) {
-	w := env.stdout
-	fmt.Fprintf(w, "run %d %s\n", runID, status)
-	for _, name := range s.GroupNames() {
-		g := s.Groups[name]
-		fmt.Fprintf(w, "  %-9s %d/%d endpoints reachable, %d/%d lookups answered\n", name, g.Reachable, g.Measured, g.Resolved, g.Lookups)
-		for _, f := range g.FirstFailures {
-			fmt.Fprintf(w, "            %s\n", f)
-		}
-	}
-	fmt.Fprintf(w, "stored in the local database; \"reachprobe show %d\" lists every observation\n", runID)
 }

@@ -22,15 +22,12 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "analyze", "[RUN | --since DURATION] [flags]",
 		"Judges a stored run: for push, identity and call, and for iMessage and FaceTime, whether they work,\nare degraded, blocked (with the method a censor used) or cannot be judged; then the evidence.\nRUN is a run number or \"latest\" (the default). With --since, the latest run in range is judged and\nthe history of every run in range follows.")
 	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
-	format := fs.String("format", "text", "output format: text or json")
+	format := choice(fs, "format", "text", []string{"text", "json"}, "output `FORMAT`: text or json")
 	var since ageFlag
 	fs.Var(&since, "since", "judge every finished run started within `DURATION` (7d, 168h) and show their history")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
-	}
-	if *format != "text" && *format != "json" {
-		return usageError{fmt.Errorf("analyze: --format %q: want text or json", *format)}
 	}
 	store, err := openStore(ctx, env, *db)
 	if err != nil {

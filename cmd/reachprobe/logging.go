@@ -37,6 +37,9 @@ func (f *logFormat) String() string {
 	return string(*f)
 }
 
+// Choices are the formats, for shell completion.
+func (f *logFormat) Choices() []string { return []string{logText, logJSON} }
+
 func (f *logFormat) Set(s string) error {
 	if s != logText && s != logJSON {
 		return errors.New(`want "text" or "json"`)

@@ -38,18 +38,13 @@ func cmdReport(ctx context.Context, env *environ, args []string) error {
 			"or \"latest\" (the default); --since takes every finished run started within DURATION. No export\n"+
 			"contains this machine's IP address.")
 	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
-	format := fs.String("format", formatHTML, "`FORMAT`: html, csv, json or ooni")
+	format := choice(fs, "format", formatHTML, []string{formatHTML, formatCSV, formatJSON, formatOONI}, "`FORMAT`: html, csv, json or ooni")
 	var since ageFlag
 	fs.Var(&since, "since", "report every finished run started within `DURATION` (7d, 168h)")
 	out := fs.String("o", "-", "write to `FILE`, replaced whole once complete; - is standard output")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
-	}
-	switch *format {
-	case formatHTML, formatCSV, formatJSON, formatOONI:
-	default:
-		return usageError{fmt.Errorf("report: --format %q: want html, csv, json or ooni", *format)}
 	}
 	if *out == "" {
 		return usageError{errors.New("report: -o needs a file name, or - for standard output")}

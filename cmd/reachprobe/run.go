@@ -79,7 +79,7 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	var o runOptions
 	fs := newRunFlagSet(env, "run", "[flags]",
 		"Measures every target of the catalog (DNS, TCP, TLS, QUIC, UDP) from this network and stores each\nobservation in the local database as it completes. Nothing is uploaded.", &o)
-	fs.BoolVar(&o.verbose, "v", false, "print progress and the summary even when standard error is not a terminal")
+	fs.BoolVar(&o.verbose, "v", false, "print progress and the verdicts even when standard error is not a terminal")
 	fs.BoolVar(&o.quiet, "q", false, "print nothing but errors, even on a terminal")
 	fs.DurationVar(&o.wait, "wait", 0, "when another run holds the database, wait up to `DURATION` for it (default: exit at once with code 5)")
 	fs.Var(&o.pruneOlderThan, "prune-older-than", "after a run that completed, prune the observations of runs started more than `DURATION` ago (e.g. 2160h or 90d)")

@@ -384,6 +384,12 @@ func TestRunBadInput(t *testing.T) {
 	garbage := filepath.Join(dir, "garbage.db")
 	junk := bytes.Repeat([]byte("not a database "), 500)
 	os.WriteFile(garbage, junk, 0o600)
+	existing := filepath.Join(dir, "existing.db")
+	if s, err := measurements.Open(context.Background(), existing); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
 	badCA := filepath.Join(dir, "bad.pem")
 	os.WriteFile(badCA, []byte("nothing here"), 0o644)
 
@@ -399,8 +405,8 @@ func TestRunBadInput(t *testing.T) {
 		{"corrupt database", []string{"list", "--db", garbage}, exitDatabase, "garbage.db"},
 		{"unknown flag", []string{"run", "--colour"}, exitUsage, "colour"},
 		{"unknown command", []string{"fly"}, exitUsage, "fly"},
-		{"show bad run", []string{"show", "--db", filepath.Join(dir, "c.db"), "x"}, exitUsage, `"x" is not a run number`},
-		{"show missing run", []string{"show", "--db", filepath.Join(dir, "c.db"), "7"}, exitUsage, "no run 7"},
+		{"show bad run", []string{"show", "--db", existing, "x"}, exitUsage, `RUN "x" is not a run number`},
+		{"show missing database", []string{"show", "--db", filepath.Join(dir, "c.db"), "7"}, exitUsage, "no database at " + filepath.Join(dir, "c.db")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

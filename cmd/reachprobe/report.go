@@ -49,13 +49,13 @@ func cmdReport(ctx context.Context, env *environ, args []string) error {
 	if *out == "" {
 		return usageError{errors.New("report: -o needs a file name, or - for standard output")}
 	}
-	store, err := openStore(ctx, env, *db)
+	store, err := openRuns(ctx, env, "report", *db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	runs, err := selectRuns(ctx, store, "report", pos, time.Duration(since))
+	runs, err := selectRuns(ctx, env, store, "report", pos, time.Duration(since))
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func (l *runLoader) runs(ctx context.Context, list []measurements.Run) export.Ru
 func (l *runLoader) load(ctx context.Context, run measurements.Run) (export.Run, error) {
 	id, err := l.store.RunNetwork(ctx, run.ID)
 	if err != nil {
-		return export.Run{}, dbError{err}
+		return export.Run{}, storeError(l.store, err)
 	}
 	targets, err := l.catalogTargets(ctx, run)
 	if err != nil {
@@ -192,7 +192,7 @@ func (l *runLoader) load(ctx context.Context, run measurements.Run) (export.Run,
 		return r, err
 	}
 	if r.Observations, err = l.store.Observations(ctx, run.ID); err != nil {
-		return export.Run{}, dbError{err}
+		return export.Run{}, storeError(l.store, err)
 	}
 	r.Report = analysis.Analyze(analysis.Input{Run: run, Targets: targets, Observations: r.Observations})
 	return r, nil

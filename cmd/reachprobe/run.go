@@ -94,8 +94,8 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	}
 	log := newEventLog(env.stderr, o.logFormat)
 	env.events = log
-	if o.parallel < 1 || o.repeat < 1 || o.repeatSpacing < 0 || o.timeout < 0 || o.wait < 0 {
-		return usageError{errors.New("run: --parallel and --repeat must be at least 1, --repeat-spacing, --timeout and --wait not negative")}
+	if err := checkRunNumbers(&o); err != nil {
+		return err
 	}
 
 	cat, err := loadCatalog(o.targets)

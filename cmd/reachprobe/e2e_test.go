@@ -53,6 +53,9 @@ type loopbackLab struct {
 	// stun is a loopback STUN server for --stun-server, so that a run's
 	// network identity never asks a server on the internet.
 	stun string
+	// ports are the servers' ports, by the catalog template's names
+	// (ValidPort, ResetPort, ...), for tests that write their own catalog.
+	ports map[string]uint16
 }
 
 // must panics on a set-up error; startLoopbackLab turns the panic into
@@ -127,11 +130,12 @@ func startLoopbackLab(t *testing.T) *loopbackLab {
 	}
 	tmpl := template.Must(template.ParseFiles(filepath.Join(root, "testdata", "e2e", "loopback.catalog.tmpl")))
 	var cat bytes.Buffer
-	err = tmpl.Execute(&cat, map[string]uint16{
+	l.ports = map[string]uint16{
 		"ValidPort": valid.Addr().Port(), "UntrustedPort": untrusted.Addr().Port(), "ResetPort": reset.Addr().Port(),
 		"RefusedPort": refused.Port(), "BlackholePort": blackhole.Addr().Port(), "QUICPort": quicSrv.Addr().Port(),
 		"STUNPort": stunSrv.Addr().Port(), "SilentPort": silent.Addr().Port(),
-	})
+	}
+	err = tmpl.Execute(&cat, l.ports)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ package main
 // prints nothing but errors, so cron mails only when something went wrong.
 // With --log-format json it writes instead one JSON object per line to
 // standard error for each event (run_started, target_done, run_ended,
-// waiting_for_lock, runs_marked_interrupted, pruned, warning, error), for
-// the journal or a log collector. The README lists the events and their
+// network_identified, verdicts, waiting_for_lock, runs_marked_interrupted,
+// pruned, warning, error), for the journal or a log collector. The README lists the events and their
 // fields.
 
 import (

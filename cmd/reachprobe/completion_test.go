@@ -149,6 +149,20 @@ func TestCompletionSyntax(t *testing.T) {
 			}
 		})
 	}
+	// zsh cannot be asked for completions without a terminal; at least,
+	// sourced after compinit, the script registers its function.
+	t.Run("zsh compdef", func(t *testing.T) {
+		if _, err := exec.LookPath("zsh"); err != nil {
+			t.Skip("zsh is not installed (.ci/run installs it)")
+		}
+		script := completionScript(t, "zsh")
+		cmd := exec.Command("zsh", "-f", "-c", "autoload -Uz compinit && compinit -D && source "+sq(script)+" && print -r -- $_comps[reachprobe]")
+		cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin"}
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "_reachprobe" {
+			t.Errorf("zsh: the completion for reachprobe is %q (%v), want _reachprobe", out, err)
+		}
+	})
 }
 
 // TestCompletionCoversEveryFlag: every flag every command's --help lists
@@ -235,6 +249,13 @@ func TestCompletionValues(t *testing.T) {
 		// A value flag's value is never offered flags.
 		{[]string{"reachprobe", "run", "--parallel", ""}, nil},
 	}
+	// A FILE flag completes file names.
+	files := t.TempDir()
+	os.WriteFile(filepath.Join(files, "measured.db"), nil, 0o600)
+	tests = append(tests, struct {
+		line []string
+		want []string
+	}{[]string{"reachprobe", "list", "--db", files + "/me"}, []string{files + "/measured.db"}})
 	sorted := func(xs []string) []string { xs = slices.Clone(xs); slices.Sort(xs); return xs }
 	t.Run("bash", func(t *testing.T) {
 		script := completionScript(t, "bash")

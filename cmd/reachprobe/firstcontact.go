@@ -15,6 +15,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 
 	"github.com/reachprobe/reachprobe/measurements"
@@ -58,9 +60,18 @@ func storeError(store *measurements.Store, err error) error {
 	return dbError{fmt.Errorf("database %s: %w", store.Path(), err)}
 }
 
-// checkRunNumbers refuses run's numeric flags out of range, naming the
-// flag and the value given.
-func checkRunNumbers(o *runOptions) error {
+// checkRunFlags refuses run's flags out of range or malformed, naming
+// the flag and the value given (the config file's values were checked as
+// it was read, with its line).
+func checkRunFlags(o *runOptions) error {
+	for _, u := range o.doh {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" {
+			return usageError{fmt.Errorf("run: --control-doh %q: want an https URL, such as %s", u, defaultDoH[0])}
+		}
+	}
+	if _, port, err := net.SplitHostPort(o.stunServer); !o.noNetworkID && (err != nil || port == "") {
+		return usageError{fmt.Errorf("run: --stun-server %q: want HOST:PORT, such as %s", o.stunServer, defaultSTUNServer)}
+	}
 	switch {
 	case o.parallel < 1:
 		return usageError{fmt.Errorf("run: --parallel %d: want at least 1", o.parallel)}

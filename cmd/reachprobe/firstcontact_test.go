@@ -121,6 +121,8 @@ func TestErrorsNameTheFlag(t *testing.T) {
 		{[]string{"run", "--wait", "-1s", "--db", db}, []string{"--wait -1s"}},
 		{[]string{"run", "--repeat-spacing", "-1s", "--db", db}, []string{"--repeat-spacing -1s"}},
 		{[]string{"run", "--log-format", "xml"}, []string{"run:", "log-format", `"xml"`}},
+		{[]string{"run", "--control-doh", "http://1.1.1.1/dns-query", "--db", db}, []string{`--control-doh "http://1.1.1.1/dns-query"`, "https"}},
+		{[]string{"run", "--stun-server", "stun.example", "--db", db}, []string{`--stun-server "stun.example"`, "HOST:PORT"}},
 		{[]string{"analyze", "--format", "xml", "--db", db}, []string{"analyze:", "format", `"xml"`, "text or json"}},
 		{[]string{"report", "--format", "pdf", "--db", db}, []string{"report:", "format", `"pdf"`, "html, csv, json or ooni"}},
 		{[]string{"schedule", "install", "--method", "launchd"}, []string{"schedule install:", "method", `"launchd"`, "auto, systemd or cron"}},

@@ -94,7 +94,7 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	}
 	log := newEventLog(env.stderr, o.logFormat)
 	env.events = log
-	if err := checkRunNumbers(&o); err != nil {
+	if err := checkRunFlags(&o); err != nil {
 		return err
 	}
 

@@ -24,16 +24,7 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, ", %s of each measurement)\n", tries)
 	fmt.Fprintf(&b, "Network: %s (%s)\n\n", r.Network.Status, r.Network.Reason)
-	for _, a := range r.Apps {
-		fmt.Fprintf(&b, "%s: %s (%s)\n", a.Title, a.Verdict, a.Reason)
-	}
-	for _, s := range r.Services {
-		tag := "confidence " + s.Confidence.Level
-		if len(s.Methods) > 0 {
-			tag = strings.Join(s.Methods, ", ") + "; " + tag
-		}
-		fmt.Fprintf(&b, "%s: %s [%s] (%s)\n", s.Title, s.Verdict, tag, s.Reason)
-	}
+	r.writeVerdicts(&b)
 	var dnsLines []string
 	for _, d := range r.DNS {
 		if d.Verdict == VerdictOK {
@@ -71,6 +62,29 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WriteVerdicts writes the verdict lines WriteText starts with: one per
+// app, then one per service with its methods, confidence and reason. A run
+// ends with them, so that run and analyze say the same.
+func (r Report) WriteVerdicts(w io.Writer) error {
+	var b strings.Builder
+	r.writeVerdicts(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r Report) writeVerdicts(b *strings.Builder) {
+	for _, a := range r.Apps {
+		fmt.Fprintf(b, "%s: %s (%s)\n", a.Title, a.Verdict, a.Reason)
+	}
+	for _, s := range r.Services {
+		tag := "confidence " + s.Confidence.Level
+		if len(s.Methods) > 0 {
+			tag = strings.Join(s.Methods, ", ") + "; " + tag
+		}
+		fmt.Fprintf(b, "%s: %s [%s] (%s)\n", s.Title, s.Verdict, tag, s.Reason)
+	}
 }
 
 func methodTag(method, suspected string) string {

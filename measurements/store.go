@@ -168,6 +168,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // Close closes the database. Observations already added are committed.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Path is the database's file as it was given to Open.
+func (s *Store) Path() string { return s.path }
+
 // createFile creates the database file with mode 0600 if it does not
 // exist, and reports whether it is new (or empty, which SQLite treats as a
 // new database: a crash right after creating it leaves one).

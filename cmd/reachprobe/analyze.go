@@ -22,22 +22,19 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, "analyze", "[RUN | --since DURATION] [flags]",
 		"Judges a stored run: for push, identity and call, and for iMessage and FaceTime, whether they work,\nare degraded, blocked (with the method a censor used) or cannot be judged; then the evidence.\nRUN is a run number or \"latest\" (the default). With --since, the latest run in range is judged and\nthe history of every run in range follows.")
 	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
-	format := fs.String("format", "text", "output format: text or json")
+	format := choice(fs, "format", "text", []string{"text", "json"}, "output `FORMAT`: text or json")
 	var since ageFlag
 	fs.Var(&since, "since", "judge every finished run started within `DURATION` (7d, 168h) and show their history")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if *format != "text" && *format != "json" {
-		return usageError{fmt.Errorf("analyze: --format %q: want text or json", *format)}
-	}
-	store, err := openStore(ctx, env, *db)
+	store, err := openRuns(ctx, env, "analyze", *db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	runs, err := selectRuns(ctx, store, "analyze", pos, time.Duration(since))
+	runs, err := selectRuns(ctx, env, store, "analyze", pos, time.Duration(since))
 	if err != nil {
 		return err
 	}
@@ -75,7 +72,7 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 // selectRuns returns the runs a command works on, oldest first: every
 // finished run started within since (a run still being measured is left
 // for later), or else the one RUN of pos, "latest" when pos is empty.
-func selectRuns(ctx context.Context, store *measurements.Store, cmd string, pos []string, since time.Duration) ([]measurements.Run, error) {
+func selectRuns(ctx context.Context, env *environ, store *measurements.Store, cmd string, pos []string, since time.Duration) ([]measurements.Run, error) {
 	if len(pos) > 1 || (len(pos) == 1 && since > 0) {
 		return nil, usageError{fmt.Errorf("%s: give one RUN or --since, not both", cmd)}
 	}
@@ -84,7 +81,7 @@ func selectRuns(ctx context.Context, store *measurements.Store, cmd string, pos 
 		if len(pos) == 1 {
 			arg = pos[0]
 		}
-		run, err := lookupRun(ctx, store, arg)
+		run, err := lookupRun(ctx, env, store, cmd, arg)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +89,7 @@ func selectRuns(ctx context.Context, store *measurements.Store, cmd string, pos 
 	}
 	all, err := store.RunsSince(ctx, time.Now().Add(-since))
 	if err != nil {
-		return nil, dbError{err}
+		return nil, storeError(store, err)
 	}
 	var runs []measurements.Run
 	for _, r := range all {
@@ -101,7 +98,10 @@ func selectRuns(ctx context.Context, store *measurements.Store, cmd string, pos 
 		}
 	}
 	if len(runs) == 0 {
-		return nil, usageError{fmt.Errorf("%s: no finished run in the last %s", cmd, formatAge(since))}
+		if _, err := lookupRun(ctx, env, store, cmd, "latest"); err != nil {
+			return nil, err // no runs at all, or the database failed
+		}
+		return nil, usageError{fmt.Errorf("%s: no finished run in the last %s in the database %s (\"reachprobe list\" shows them)", cmd, formatAge(since), store.Path())}
 	}
 	return runs, nil
 }
@@ -110,11 +110,11 @@ func selectRuns(ctx context.Context, store *measurements.Store, cmd string, pos 
 func runTargets(ctx context.Context, store *measurements.Store, run measurements.Run) ([]measurements.Target, error) {
 	stored, err := store.Catalog(ctx, run.CatalogDigest)
 	if err != nil {
-		return nil, dbError{fmt.Errorf("run %d: %w", run.ID, err)}
+		return nil, storeError(store, fmt.Errorf("run %d: %w", run.ID, err))
 	}
 	cat, err := catalog.Parse(stored.Name, stored.Text)
 	if err != nil {
-		return nil, dbError{fmt.Errorf("run %d: its stored catalog no longer parses: %w", run.ID, err)}
+		return nil, storeError(store, fmt.Errorf("run %d: its stored catalog no longer parses: %w", run.ID, err))
 	}
 	return cat.Targets, nil
 }
@@ -124,7 +124,7 @@ func runTargets(ctx context.Context, store *measurements.Store, run measurements
 func analyzeRun(ctx context.Context, store *measurements.Store, run measurements.Run) (analysis.Report, error) {
 	obs, err := store.Observations(ctx, run.ID)
 	if err != nil {
-		return analysis.Report{}, dbError{err}
+		return analysis.Report{}, storeError(store, err)
 	}
 	targets, err := runTargets(ctx, store, run)
 	if err != nil {

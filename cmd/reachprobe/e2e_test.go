@@ -7,11 +7,14 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,6 +53,9 @@ type loopbackLab struct {
 	// stun is a loopback STUN server for --stun-server, so that a run's
 	// network identity never asks a server on the internet.
 	stun string
+	// ports are the servers' ports, by the catalog template's names
+	// (ValidPort, ResetPort, ...), for tests that write their own catalog.
+	ports map[string]uint16
 }
 
 // must panics on a set-up error; startLoopbackLab turns the panic into
@@ -124,11 +130,12 @@ func startLoopbackLab(t *testing.T) *loopbackLab {
 	}
 	tmpl := template.Must(template.ParseFiles(filepath.Join(root, "testdata", "e2e", "loopback.catalog.tmpl")))
 	var cat bytes.Buffer
-	err = tmpl.Execute(&cat, map[string]uint16{
+	l.ports = map[string]uint16{
 		"ValidPort": valid.Addr().Port(), "UntrustedPort": untrusted.Addr().Port(), "ResetPort": reset.Addr().Port(),
 		"RefusedPort": refused.Port(), "BlackholePort": blackhole.Addr().Port(), "QUICPort": quicSrv.Addr().Port(),
 		"STUNPort": stunSrv.Addr().Port(), "SilentPort": silent.Addr().Port(),
-	})
+	}
+	err = tmpl.Execute(&cat, l.ports)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +171,7 @@ func find(obs []measurements.Observation, target string, step measurements.Step,
 func TestEndToEndRun(t *testing.T) {
 	l := startLoopbackLab(t)
 	db := filepath.Join(l.dir, "data", "reachprobe.db")
-	cmd := exec.Command(binary, l.runArgs(db, "-v")...)
+	cmd := exec.Command(binary, l.runArgs(db, "-v", "--log-format", "json")...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -271,8 +278,8 @@ func TestEndToEndRun(t *testing.T) {
 			t.Errorf("silent stun: confirmation step at repetition %d, %s after the start; want repetition 1 after the pause", o.Repeat, o.Started.Sub(run.Started))
 		}
 	}
-	if !strings.Contains(stderr.String(), "confirming ") {
-		t.Errorf("progress does not say what it confirms:\n%s", stderr.String())
+	if !strings.Contains(stderr.String(), `"event":"confirming"`) {
+		t.Errorf("the event log does not say what the run confirms:\n%s", stderr.String())
 	}
 	if got := find(obs, "nxdomain", measurements.StepTCP, func(o *measurements.Observation) bool { return o.Confirmation }); len(got) != 0 {
 		t.Errorf("nxdomain: %d connects in the confirmation pass to a name that has no address", len(got))
@@ -295,8 +302,62 @@ func TestEndToEndRun(t *testing.T) {
 	if len(find(obs, "valid", measurements.StepTLS, ok)) == 0 {
 		t.Error("no successful TLS observation")
 	}
-	if !strings.Contains(stdout.String(), "endpoints reachable") {
-		t.Errorf("summary missing from -v output:\n%s", stdout.String())
+	if !strings.Contains(stdout.String(), "\niMessage: ") || !strings.Contains(stdout.String(), "\nEndpoints reachable: ") {
+		t.Errorf("verdicts or counts missing from -v output:\n%s", stdout.String())
+	}
+	checkVerdictsEvent(t, db, run.ID, stderr.String())
+}
+
+// checkVerdictsEvent checks that a run's JSON log has one "verdicts" event,
+// after run_ended, saying what "analyze --format json" says of the run.
+func checkVerdictsEvent(t *testing.T, db string, runID int64, log string) {
+	t.Helper()
+	type verdicts struct {
+		Apps []struct {
+			App, Verdict, Reason string
+		}
+		Services []struct {
+			Service, Verdict, Reason string
+			Methods                  []string
+			Confidence               struct{ Level string }
+		}
+	}
+	var events []string
+	var got verdicts
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var e struct {
+			Event string
+			RunID int64 `json:"run_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		events = append(events, e.Event)
+		if e.Event == "verdicts" {
+			n++
+			if e.RunID != runID {
+				t.Errorf("verdicts event of run %d, want %d", e.RunID, runID)
+			}
+			json.Unmarshal([]byte(line), &got)
+		}
+	}
+	if n != 1 || events[len(events)-1] != "verdicts" || !slices.Contains(events, "run_ended") {
+		t.Fatalf("events %v: want one verdicts event, the last, after run_ended", events)
+	}
+	out, err := exec.Command(binary, "analyze", fmt.Sprint(runID), "--db", db, "--format", "json").Output()
+	if err != nil {
+		t.Fatalf("analyze: %v", err)
+	}
+	var want verdicts
+	if err := json.Unmarshal(out, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Apps) == 0 || len(want.Services) == 0 {
+		t.Fatalf("analyze gave no verdicts: %s", out)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("verdicts event %+v, analyze %+v", got, want)
 	}
 }
 
@@ -349,6 +410,12 @@ func TestRunBadInput(t *testing.T) {
 	garbage := filepath.Join(dir, "garbage.db")
 	junk := bytes.Repeat([]byte("not a database "), 500)
 	os.WriteFile(garbage, junk, 0o600)
+	existing := filepath.Join(dir, "existing.db")
+	if s, err := measurements.Open(context.Background(), existing); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
 	badCA := filepath.Join(dir, "bad.pem")
 	os.WriteFile(badCA, []byte("nothing here"), 0o644)
 
@@ -364,8 +431,8 @@ func TestRunBadInput(t *testing.T) {
 		{"corrupt database", []string{"list", "--db", garbage}, exitDatabase, "garbage.db"},
 		{"unknown flag", []string{"run", "--colour"}, exitUsage, "colour"},
 		{"unknown command", []string{"fly"}, exitUsage, "fly"},
-		{"show bad run", []string{"show", "--db", filepath.Join(dir, "c.db"), "x"}, exitUsage, `"x" is not a run number`},
-		{"show missing run", []string{"show", "--db", filepath.Join(dir, "c.db"), "7"}, exitUsage, "no run 7"},
+		{"show bad run", []string{"show", "--db", existing, "x"}, exitUsage, `RUN "x" is not a run number`},
+		{"show missing database", []string{"show", "--db", filepath.Join(dir, "c.db"), "7"}, exitUsage, "no database at " + filepath.Join(dir, "c.db")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,8 +6,8 @@ package main
 // prints nothing but errors, so cron mails only when something went wrong.
 // With --log-format json it writes instead one JSON object per line to
 // standard error for each event (run_started, target_done, run_ended,
-// waiting_for_lock, runs_marked_interrupted, pruned, warning, error), for
-// the journal or a log collector. The README lists the events and their
+// network_identified, verdicts, waiting_for_lock, runs_marked_interrupted,
+// pruned, warning, error), for the journal or a log collector. The README lists the events and their
 // fields.
 
 import (
@@ -36,6 +36,9 @@ func (f *logFormat) String() string {
 	}
 	return string(*f)
 }
+
+// Choices are the formats, for shell completion.
+func (f *logFormat) Choices() []string { return []string{logText, logJSON} }
 
 func (f *logFormat) Set(s string) error {
 	if s != logText && s != logJSON {

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 )
 
 // Exit codes; the README documents them.
@@ -56,6 +58,7 @@ func init() {
 		{"config", "show the effective settings and where each came from", cmdConfig},
 		{"targets", "print the catalog in use", cmdTargets},
 		{"version", "print the version", cmdVersion},
+		{"completion", "print a shell completion script: bash, zsh or fish", cmdCompletion},
 	}
 }
 
@@ -72,6 +75,10 @@ type environ struct {
 	// schedule installs and inspects scheduled runs; nil means the real
 	// systemd and crontab of this machine (tests set a fake one).
 	schedule *scheduler
+	// describe, when set, receives a command's flag set in place of its
+	// usage text on --help: how "completion" learns every command's
+	// flags from the flag sets themselves.
+	describe func(name string, fs *flag.FlagSet)
 }
 
 func main() {
@@ -146,6 +153,10 @@ func newFlagSet(env *environ, name, args, about string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
+		if env.describe != nil {
+			env.describe(name, fs)
+			return
+		}
 		fmt.Fprintf(env.stderr, "Usage: reachprobe %s %s\n\n%s\n\nFlags:\n", name, args, about)
 		fs.PrintDefaults()
 	}
@@ -158,7 +169,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usageError{err}
+		return usageError{fmt.Errorf("%s: %w", fs.Name(), err)}
 	}
 	return nil
 }
@@ -173,3 +184,38 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return fmt.Sprint([]string(*l)) }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// choiceFlag is a flag whose value is one of a fixed list, which shell
+// completion offers.
+type choiceFlag struct {
+	value   string
+	choices []string
+}
+
+// choice defines a choiceFlag on fs and returns where its value is kept.
+func choice(fs *flag.FlagSet, name, value string, choices []string, usage string) *string {
+	c := &choiceFlag{value: value, choices: choices}
+	fs.Var(c, name, usage)
+	return &c.value
+}
+
+func (c *choiceFlag) String() string { return c.value }
+
+func (c *choiceFlag) Set(s string) error {
+	if !slices.Contains(c.choices, s) {
+		return fmt.Errorf("want %s", orList(c.choices))
+	}
+	c.value = s
+	return nil
+}
+
+// Choices are the values the flag takes.
+func (c *choiceFlag) Choices() []string { return c.choices }
+
+// orList writes "a, b or c".
+func orList(xs []string) string {
+	if len(xs) < 2 {
+		return strings.Join(xs, "")
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
+}

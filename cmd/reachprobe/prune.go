@@ -249,12 +249,12 @@ func judgeRun(ctx context.Context, store *measurements.Store, run measurements.R
 		case err == nil:
 			var rep analysis.Report
 			if err := json.Unmarshal(rs.Summary, &rep); err != nil {
-				return analysis.Report{}, dbError{fmt.Errorf("run %d: its stored summary does not decode: %w", run.ID, err)}
+				return analysis.Report{}, storeError(store, fmt.Errorf("run %d: its stored summary does not decode: %w", run.ID, err))
 			}
 			rep.RunStatus = run.Status
 			return rep, nil
 		case !errors.Is(err, measurements.ErrNoSummary):
-			return analysis.Report{}, dbError{err}
+			return analysis.Report{}, storeError(store, err)
 		}
 	}
 	return analyzeRun(ctx, store, run)

@@ -38,7 +38,7 @@ func cmdReport(ctx context.Context, env *environ, args []string) error {
 			"or \"latest\" (the default); --since takes every finished run started within DURATION. No export\n"+
 			"contains this machine's IP address.")
 	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
-	format := fs.String("format", formatHTML, "`FORMAT`: html, csv, json or ooni")
+	format := choice(fs, "format", formatHTML, []string{formatHTML, formatCSV, formatJSON, formatOONI}, "`FORMAT`: html, csv, json or ooni")
 	var since ageFlag
 	fs.Var(&since, "since", "report every finished run started within `DURATION` (7d, 168h)")
 	out := fs.String("o", "-", "write to `FILE`, replaced whole once complete; - is standard output")
@@ -46,21 +46,16 @@ func cmdReport(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch *format {
-	case formatHTML, formatCSV, formatJSON, formatOONI:
-	default:
-		return usageError{fmt.Errorf("report: --format %q: want html, csv, json or ooni", *format)}
-	}
 	if *out == "" {
 		return usageError{errors.New("report: -o needs a file name, or - for standard output")}
 	}
-	store, err := openStore(ctx, env, *db)
+	store, err := openRuns(ctx, env, "report", *db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	runs, err := selectRuns(ctx, store, "report", pos, time.Duration(since))
+	runs, err := selectRuns(ctx, env, store, "report", pos, time.Duration(since))
 	if err != nil {
 		return err
 	}
@@ -185,7 +180,7 @@ func (l *runLoader) runs(ctx context.Context, list []measurements.Run) export.Ru
 func (l *runLoader) load(ctx context.Context, run measurements.Run) (export.Run, error) {
 	id, err := l.store.RunNetwork(ctx, run.ID)
 	if err != nil {
-		return export.Run{}, dbError{err}
+		return export.Run{}, storeError(l.store, err)
 	}
 	targets, err := l.catalogTargets(ctx, run)
 	if err != nil {
@@ -197,7 +192,7 @@ func (l *runLoader) load(ctx context.Context, run measurements.Run) (export.Run,
 		return r, err
 	}
 	if r.Observations, err = l.store.Observations(ctx, run.ID); err != nil {
-		return export.Run{}, dbError{err}
+		return export.Run{}, storeError(l.store, err)
 	}
 	r.Report = analysis.Analyze(analysis.Input{Run: run, Targets: targets, Observations: r.Observations})
 	return r, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -275,6 +276,11 @@ func TestReportSelection(t *testing.T) {
 	running := addReportRun(t, store, now.Add(-time.Minute), measurements.RunRunning)
 	store.Close()
 	empty := filepath.Join(dir, "empty.db")
+	if s, err := measurements.Open(context.Background(), empty); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
 
 	tests := []struct {
 		name    string
@@ -293,7 +299,7 @@ func TestReportSelection(t *testing.T) {
 		{"no such run", []string{"9"}, exitUsage, nil, "no run 9"},
 		{"bad format", []string{"--format", "pdf"}, exitUsage, nil, `"pdf"`},
 		{"empty output name", []string{"-o", ""}, exitUsage, nil, "-o needs"},
-		{"no runs at all", []string{"--db", empty}, exitUsage, nil, "no runs stored yet"},
+		{"no runs at all", []string{"--db", empty}, exitUsage, nil, "has no runs yet"},
 		{"unwritable output", []string{"-o", filepath.Join(dir, "missing", "r.json")}, exitFailure, nil, "missing"},
 	}
 	for _, tt := range tests {

@@ -81,7 +81,7 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	var o runOptions
 	fs := newRunFlagSet(env, "run", "[flags]",
 		"Measures every target of the catalog (DNS, TCP, TLS, QUIC, UDP) from this network and stores each\nobservation in the local database as it completes. Nothing is uploaded.", &o)
-	fs.BoolVar(&o.verbose, "v", false, "print progress and the summary even when standard error is not a terminal")
+	fs.BoolVar(&o.verbose, "v", false, "print progress and the verdicts even when standard error is not a terminal")
 	fs.BoolVar(&o.quiet, "q", false, "print nothing but errors, even on a terminal")
 	fs.DurationVar(&o.wait, "wait", 0, "when another run holds the database, wait up to `DURATION` for it (default: exit at once with code 5)")
 	fs.Var(&o.pruneOlderThan, "prune-older-than", "after a run that completed, prune the observations of runs started more than `DURATION` ago (e.g. 2160h or 90d)")
@@ -96,8 +96,8 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	}
 	log := newEventLog(env.stderr, o.logFormat)
 	env.events = log
-	if o.parallel < 1 || o.repeat < 1 || o.repeatSpacing < 0 || o.confirmDelay < 0 || o.timeout < 0 || o.wait < 0 {
-		return usageError{errors.New("run: --parallel and --repeat must be at least 1, --repeat-spacing, --confirm-delay, --timeout and --wait not negative")}
+	if err := checkRunFlags(&o); err != nil {
+		return err
 	}
 
 	cat, err := loadCatalog(o.targets)
@@ -208,9 +208,6 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		result = dbError{explainWriteError(err)}
 	}
 	tally.report(log, cat, runID, status, started, result)
-	if show && summary != nil {
-		printSummary(env, runID, status, summary)
-	}
 	// A database that could not store an observation would not store the
 	// network either; the run's error says why.
 	if identity != nil && !errors.Is(runErr, runner.ErrRecord) {
@@ -218,6 +215,9 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	}
 	if result == nil && o.pruneOlderThan > 0 {
 		result = pruneDatabase(ctx, env, store, log, time.Duration(o.pruneOlderThan), false, show)
+	}
+	if !errors.Is(runErr, runner.ErrRecord) {
+		tellVerdicts(ctx, env, log, store, dbPath, runID, summary, show)
 	}
 	return result
 }
@@ -349,17 +349,4 @@ func (p *progressPrinter) done() {
 	if p.line {
 		fmt.Fprint(p.env.stderr, "\r\033[K")
 	}
-}
-
-func printSummary(env *environ, runID int64, status string, s *runner.Summary) {
-	w := env.stdout
-	fmt.Fprintf(w, "run %d %s\n", runID, status)
-	for _, name := range s.GroupNames() {
-		g := s.Groups[name]
-		fmt.Fprintf(w, "  %-9s %d/%d endpoints reachable, %d/%d lookups answered\n", name, g.Reachable, g.Measured, g.Resolved, g.Lookups)
-		for _, f := range g.FirstFailures {
-			fmt.Fprintf(w, "            %s\n", f)
-		}
-	}
-	fmt.Fprintf(w, "stored in the local database; \"reachprobe show %d\" lists every observation\n", runID)
 }

@@ -157,7 +157,7 @@ func scheduleInstall(ctx context.Context, env *environ, s *scheduler, args []str
 	fs := newFlagSet(env, "schedule install", "[flags]",
 		"Runs \"reachprobe run\" every DURATION from this user's systemd timer, or from crontab where systemd\nis not available. Installing again replaces the schedule.")
 	every := fs.Duration("every", defaultEvery, "run every `DURATION` (at least 10m)")
-	method := fs.String("method", "auto", "`HOW`: systemd, cron, or auto (systemd where \"systemctl --user\" works, else cron)")
+	method := choice(fs, "method", "auto", []string{"auto", "systemd", "cron"}, "`HOW`: systemd, cron, or auto (systemd where \"systemctl --user\" works, else cron)")
 	configPath := fs.String("config", "", "config `FILE` the scheduled run reads (default "+configFileHelp+")")
 	db := fs.String("db", "", "database `FILE` the scheduled run uses (default: the config file's db, or the default database)")
 	var prune ageFlag
@@ -171,9 +171,6 @@ func scheduleInstall(ctx context.Context, env *environ, s *scheduler, args []str
 	}
 	if *every < minEvery {
 		return usageError{fmt.Errorf("schedule install: --every %s: at least %s", *every, minEvery)}
-	}
-	if *method != "auto" && *method != "systemd" && *method != "cron" {
-		return usageError{fmt.Errorf("schedule install: --method %q: want systemd, cron or auto", *method)}
 	}
 	// A bad config file is better refused now than every six hours.
 	if _, err := loadConfig(env, *configPath); err != nil {

@@ -81,7 +81,7 @@ func scheduleStatus(ctx context.Context, env *environ, s *scheduler, args []stri
 		return nil
 	}
 	if err != nil {
-		return dbError{err}
+		return storeError(store, err)
 	}
 	fmt.Fprintf(w, "last run in %s: run %d %s, started %s UTC", path, run.ID, run.Status, run.Started.Format(time.DateTime))
 	if !run.Ended.IsZero() {

@@ -21,17 +21,17 @@ func cmdList(ctx context.Context, env *environ, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	store, err := openStore(ctx, env, *db)
+	store, err := openRuns(ctx, env, "list", *db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	runs, err := store.Runs(ctx)
 	if err != nil {
-		return dbError{err}
+		return storeError(store, err)
 	}
 	if len(runs) == 0 {
-		fmt.Fprintln(env.stdout, "no runs stored yet: \"reachprobe run\" makes one")
+		fmt.Fprintln(env.stdout, noRunsText(env, store.Path()))
 		return nil
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
@@ -60,18 +60,18 @@ func cmdShow(ctx context.Context, env *environ, args []string) error {
 	if len(pos) != 1 {
 		return usageError{errors.New("show: give one RUN (a number or \"latest\")")}
 	}
-	store, err := openStore(ctx, env, *db)
+	store, err := openRuns(ctx, env, "show", *db)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	run, err := lookupRun(ctx, store, pos[0])
+	run, err := lookupRun(ctx, env, store, "show", pos[0])
 	if err != nil {
 		return err
 	}
 	obs, err := store.Observations(ctx, run.ID)
 	if err != nil {
-		return dbError{err}
+		return storeError(store, err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
@@ -92,27 +92,32 @@ func cmdShow(ctx context.Context, env *environ, args []string) error {
 	return tw.Flush()
 }
 
-func lookupRun(ctx context.Context, store *measurements.Store, arg string) (measurements.Run, error) {
-	if arg == "latest" {
-		r, err := store.LatestRun(ctx)
-		if errors.Is(err, measurements.ErrNoRun) {
-			return r, usageError{errors.New("no runs stored yet")}
+// lookupRun finds RUN (a number or "latest") for cmd.
+func lookupRun(ctx context.Context, env *environ, store *measurements.Store, cmd, arg string) (measurements.Run, error) {
+	var id int64
+	if arg != "latest" {
+		n, err := strconv.ParseInt(arg, 10, 64)
+		if err != nil || n < 1 {
+			return measurements.Run{}, usageError{fmt.Errorf("%s: RUN %q is not a run number (or \"latest\")", cmd, arg)}
 		}
-		if err != nil {
-			return r, dbError{err}
-		}
-		return r, nil
+		id = n
 	}
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id < 1 {
-		return measurements.Run{}, usageError{fmt.Errorf("%q is not a run number", arg)}
+	latest, err := store.LatestRun(ctx)
+	if errors.Is(err, measurements.ErrNoRun) {
+		return latest, errNoRuns(env, cmd, store.Path())
+	}
+	if err != nil {
+		return latest, storeError(store, err)
+	}
+	if id == 0 {
+		return latest, nil
 	}
 	r, err := store.Run(ctx, id)
 	if errors.Is(err, measurements.ErrNoRun) {
-		return r, usageError{fmt.Errorf("no run %d in the database (\"reachprobe list\" shows them)", id)}
+		return r, usageError{fmt.Errorf("%s: no run %d in the database %s (\"reachprobe list\" shows them)", cmd, id, store.Path())}
 	}
 	if err != nil {
-		return r, dbError{err}
+		return r, storeError(store, err)
 	}
 	return r, nil
 }

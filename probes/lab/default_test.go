@@ -57,6 +57,14 @@ func TestLabDefaultCatalog(t *testing.T) {
 					t.Errorf("service %s: %s, want ok", sv.Service, sv.Verdict)
 				}
 			}
+			// Nothing is suspect on a clean network: no confirmation pass,
+			// so a clean run takes no longer than before it existed.
+			for _, o := range s.Observations {
+				if o.Confirmation {
+					t.Errorf("%s %s %s:%d measured again on a clean network", o.Target, o.Step, o.Address, o.Port)
+					break
+				}
+			}
 		}},
 		{"drop-everything", func(l *lab) { l.forward("-j", "DROP") }, func(t *testing.T, s *storedRun, rep *report) {
 			if rep.Network.Status != "no_connectivity" {
@@ -71,6 +79,18 @@ func TestLabDefaultCatalog(t *testing.T) {
 		{"apple-dropped", func(l *lab) { l.forward("-d", "17.0.0.0/8", "-j", "DROP") }, func(t *testing.T, s *storedRun, rep *report) {
 			if rep.Network.Status == "no_connectivity" {
 				t.Error("network called no_connectivity while the control hosts answer")
+			}
+			// Bare silence toward all of Apple, confirmed after the pause:
+			// a block or an outage, never called blocked.
+			confirmed := false
+			for _, o := range s.Observations {
+				confirmed = confirmed || o.Confirmation
+			}
+			if !confirmed {
+				t.Error("no confirmation pass though every Apple endpoint failed")
+			}
+			for _, p := range rep.blockedAnywhere() {
+				t.Errorf("bare silence called blocked: %s", p)
 			}
 		}},
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"os/exec"
@@ -29,6 +30,12 @@ const repetitionDeadline = 60 * time.Second
 // the default to keep the lab quick, longer than the flaps its honest
 // scenarios stage (flapDuration).
 const labConfirmDelay = 4 * time.Second
+
+// confirmDelay is the --confirm-delay the lab passes: labConfirmDelay, or
+// the probe's default (30s) to measure what a run really costs:
+//
+//	go test -tags lab -run TestLabDefaultCatalog ./probes/lab/ -lab-confirm-delay 30s
+var confirmDelay = flag.Duration("lab-confirm-delay", labConfirmDelay, "the probe's --confirm-delay in lab runs")
 
 // commandGrace is what the test adds to the probe's own deadline before
 // it kills a probe that ignores it.
@@ -80,7 +87,7 @@ func (l *lab) runProbe(repeat int) *probeRun {
 func (l *lab) runProbeCatalog(repeat int, path string) *probeRun {
 	l.t.Helper()
 	r := &probeRun{db: filepath.Join(l.t.TempDir(), "reachprobe.db")}
-	timeout := time.Duration(repeat)*repetitionDeadline + labConfirmDelay + repetitionDeadline
+	timeout := time.Duration(repeat)*repetitionDeadline + *confirmDelay + repetitionDeadline
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+commandGrace)
 	defer cancel()
 	args := []string{"netns", "exec", l.client, probeBinary, "run"}
@@ -93,7 +100,7 @@ func (l *lab) runProbeCatalog(repeat int, path string) *probeRun {
 		"--db", r.db,
 		"--repeat", strconv.Itoa(repeat),
 		"--repeat-spacing", "0s",
-		"--confirm-delay", labConfirmDelay.String(),
+		"--confirm-delay", confirmDelay.String(),
 		"--timeout", timeout.String(),
 		"-v",
 	)

@@ -309,7 +309,7 @@ func scenarios() []scenario {
 					s.fail(failTimeout, "read")
 				}
 			}, portCheck: func(s *stepCtx) { s.fail(failTimeout, "connect") }}
-		}, want: expectation{network: "partial|unstable", services: allOK("call", "restricted"),
+		}, want: expectation{network: "ok|partial|unstable", services: allOK("call", "restricted"),
 			apps: map[string]string{"imessage": "working", "facetime": "restricted"}, noBlocked: true}},
 		{name: "quic_dropped_everywhere", world: func() *world {
 			// QUIC dropped for every destination, the control's too:

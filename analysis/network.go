@@ -124,7 +124,11 @@ func measureFlakiness(ix *index, ss *seriesSet, sums map[string]*dnsSummary, dow
 	// Measured once, loss cannot show as flakiness; it shows as failures
 	// where censorship has no reason to act: control hosts, DNS lookups.
 	for _, s := range ss.all {
-		if s.target.Group == measurements.GroupControl && s.successes < s.attempts {
+		// A control step that failed in the first pass and again in the
+		// confirmation pass is steady, not scattered as loss is: a port
+		// this network closes, say.
+		steadyFailure := s.attempts > 1 && s.successes == 0
+		if s.target.Group == measurements.GroupControl && s.successes < s.attempts && !steadyFailure {
 			return flaky, true, "a control host failed in a run without repeats: the network may lose packets, so silence counts only when every endpoint of a service is silent"
 		}
 	}

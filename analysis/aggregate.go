@@ -119,9 +119,14 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 	case len(unreachablePorts) > 0 && len(unreachablePorts) >= len(failedPorts)+len(otherPorts)+len(restrictedPorts):
 		tv.Verdict = VerdictUnreachable
 		tv.Reason = fmt.Sprintf("unreachable on %s in every pass while control hosts answered: a block or an outage, and nothing measured tells which", strings.Join(unreachablePorts, ", "))
-	case len(restrictedPorts) > 0 && len(restrictedPorts) >= len(failedPorts)+len(otherPorts):
+	case len(restrictedPorts) > 0 && len(unreachablePorts) == 0:
+		// No port works and none is blocked: the ports this network is
+		// seen to close for everyone decide, the rest being undecided.
 		tv.Verdict = VerdictRestricted
 		tv.Reason = fmt.Sprintf("%s closed by this network for every destination: its policy, not a block aimed at Apple", strings.Join(restrictedPorts, ", "))
+		if rest := append(slices.Clone(otherPorts), failedPorts...); len(rest) > 0 {
+			tv.Reason += "; undecided on " + strings.Join(rest, ", ")
+		}
 	case len(failedPorts) == len(ports):
 		tv.Verdict, tv.Reason = VerdictFailed, "failed on "+strings.Join(failedPorts, ", ")+", not in a way that points at blocking"
 	default:
@@ -245,7 +250,7 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 	case unr > 0 && unr >= n[VerdictInconclusive]+n[VerdictFailed]+rst:
 		sv.Verdict = VerdictUnreachable
 		sv.Reason = fmt.Sprintf("%s: %d of %d hosts could not be reached in any pass while control hosts answered; a block or an outage between this network and Apple, and nothing measured tells which", unreachableWhat[group], unr, conf.Targets)
-	case rst > 0 && rst >= n[VerdictInconclusive]+n[VerdictFailed]:
+	case rst > 0 && unr == 0:
 		sv.Verdict = VerdictRestricted
 		sv.Reason = restrictedReason(group, tjs)
 	case n[VerdictFailed] > 0 && n[VerdictFailed] >= n[VerdictInconclusive]+blk:

@@ -74,7 +74,7 @@ var internetPrefixes = []string{
 // addresses below keep to them (push's API is in 17.188.166.0/24, calls
 // in 17.133.234.0/24, Private Relay in 17.248.190.0/24).
 const (
-	pushCourierBlock = "17.57.146.0/24" // inside Apple's APNs 17.57.144.0/22
+	pushCourierBlock = "17.57.144.0/22" // Apple's APNs 17.57.144.0/22: couriers in four /24s, as real ones spread
 	identityBlock    = "17.32.194.0/24"
 	appleBlock       = "17.0.0.0/8"
 )
@@ -85,10 +85,10 @@ const (
 // carries them only when a scenario asks (see Plan.Zone).
 var hostAddresses = map[string][]string{
 	"courier.push.apple.com":       {"17.57.146.10", "2620:149:a44::10"},
-	"1-courier.push.apple.com":     {"17.57.146.21", "2620:149:a44::21"},
-	"17-courier.push.apple.com":    {"17.57.146.37", "2620:149:a44::37"},
+	"1-courier.push.apple.com":     {"17.57.144.21", "2620:149:a44::21"},
+	"17-courier.push.apple.com":    {"17.57.145.37", "2620:149:a44::37"},
 	"33-courier.push.apple.com":    {"17.57.146.53", "2620:149:a44::53"},
-	"50-courier.push.apple.com":    {"17.57.146.70", "2620:149:a44::70"},
+	"50-courier.push.apple.com":    {"17.57.147.70", "2620:149:a44::70"},
 	"init.push.apple.com":          {"17.188.166.30", "2620:149:a44::130"},
 	"api.push.apple.com":           {"17.188.166.24", "2620:149:a44::124"},
 	"init.ess.apple.com":           {"17.32.194.10", "2403:300:a42::10"},

@@ -71,7 +71,7 @@ var scenarios = []scenario{
 			{target: "init-ess", kind: "dns/udp", result: failure.DNSNXDomain},
 			{target: "init-ess", kind: "dns/system", result: failure.DNSNXDomain},
 			{target: "init-ess", kind: "dns/doh", result: "ok", answer: "17.32.194.10"},
-			{target: "courier-1", kind: "dns/udp", result: "ok", answer: "17.57.146.21"},
+			{target: "courier-1", kind: "dns/udp", result: "ok", answer: "17.57.144.21"},
 		},
 		want: want{
 			network:  networkOK,
@@ -88,7 +88,7 @@ var scenarios = []scenario{
 			{target: "courier-1", kind: "dns/udp", result: "ok", answer: "10.10.34.35"},
 			{target: "courier-33", kind: "dns/udp", result: "ok", answer: "127.0.0.1"},
 			{target: "courier-33", kind: "tcp", port: 5223, result: "skipped:" + measurements.SkipBogon},
-			{target: "courier-1", kind: "dns/doh", result: "ok", answer: "17.57.146.21"},
+			{target: "courier-1", kind: "dns/doh", result: "ok", answer: "17.57.144.21"},
 		},
 		want: want{
 			network:  networkOK,
@@ -104,7 +104,7 @@ var scenarios = []scenario{
 		signs: []sign{
 			{target: "courier-1", kind: "dns/udp", result: "ok", answer: InjectedAddr, late: true},
 			{target: "courier-1", kind: "dns/system", result: "ok", answer: InjectedAddr},
-			{target: "courier-1", kind: "dns/doh", result: "ok", answer: "17.57.146.21"},
+			{target: "courier-1", kind: "dns/doh", result: "ok", answer: "17.57.144.21"},
 			{target: "init-ess", kind: "dns/udp", result: "ok", answer: "17.32.194.10"},
 		},
 		want: want{
@@ -143,6 +143,26 @@ var scenarios = []scenario{
 			{target: "courier-1", kind: "tcp", port: 5223, result: failure.ConnectionRefused},
 			{target: "courier-1", kind: "tls", port: 443, result: "ok"},
 		},
+		// Port 5223 is rejected for every destination: the control hosts'
+		// 5223 is reset too, so whether it is this network's policy or a
+		// block aimed at Apple cannot be told, and push works on 443.
+		want: want{
+			network:  networkOK,
+			services: allServices(svcOK, nil),
+			apps:     appsWorking,
+		},
+	},
+	{
+		name: "drop-port-5223-to-apple",
+		censor: func(l *lab) {
+			l.forward("-d", appleBlock, "-p", "tcp", "--dport", "5223", "-j", "DROP")
+		},
+		signs: []sign{
+			{target: "courier-1", kind: "tcp", port: 5223, result: failure.GenericTimeout},
+			{target: "courier-1", kind: "tls", port: 443, result: "ok"},
+		},
+		// Silent toward Apple, answered toward a control host on the
+		// same port: aimed at Apple.
 		want: want{
 			network:  networkOK,
 			services: allServices(svcOK, map[string]serviceWant{push: {verdict: verdictDegraded, method: "port.filtering"}}),
@@ -212,15 +232,12 @@ var scenarios = []scenario{
 			{target: "courier-1", kind: "tcp", port: 443, result: failure.ConnectionRefused},
 			{target: "api-push", kind: "tls", port: 443, result: "ok"},
 		},
-		// A censor resetting every connection to the courier cluster
-		// looks, from the client, exactly like the cluster refusing
-		// them in maintenance (honest-courier-maintenance): without path
-		// evidence of where the reset comes from, it is a server
-		// problem, never a block.
+		// Every courier, across its four /24s, refused while the other
+		// push servers work: independent servers agree.
 		want: want{
 			network:  networkOK,
-			services: allServices(svcOK, map[string]serviceWant{push: {verdict: oneOf(verdictFailed, verdictInconclusive)}}),
-			apps:     map[string]string{"imessage": oneOf(appDown, appInconclusive), "facetime": oneOf(appDown, appInconclusive)},
+			services: allServices(svcOK, map[string]serviceWant{push: blockedBy("tcp.refused")}),
+			apps:     appsBlocked,
 		},
 	},
 	{

@@ -28,7 +28,7 @@ func TestLockDatabase(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("lock file: %v, mode %v; want mode 0600", err, fi.Mode().Perm())
 	}
-	if got := lockHolder(db + ".lock"); got != os.Getpid() {
+	if got := lockHolder(held.f); got != os.Getpid() {
 		t.Errorf("lock file names pid %d, want %d", got, os.Getpid())
 	}
 

@@ -184,11 +184,13 @@ func TestConfigDatabaseUsedByReaders(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "reachprobe", "config"), []byte("db = "+filepath.Join(dir, "elsewhere.db")+"\n"), 0o600)
 	var out, errb bytes.Buffer
 	e := &environ{stdout: &out, stderr: &errb, getenv: func(k string) string { return map[string]string{"XDG_CONFIG_HOME": dir}[k] }}
-	if code := runMain(context.Background(), e, []string{"list"}); code != exitOK {
-		t.Fatalf("list: exit %d, stderr %q", code, errb.String())
+	// list reads and never creates: the error names the config's database.
+	want := filepath.Join(dir, "elsewhere.db")
+	if code := runMain(context.Background(), e, []string{"list"}); code != exitDatabase || !strings.Contains(errb.String(), "no database at "+want) {
+		t.Fatalf("list: exit %d, stderr %q; want %d naming %s", code, errb.String(), exitDatabase, want)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "elsewhere.db")); err != nil {
-		t.Errorf("list did not use the config file's database: %v", err)
+	if _, err := os.Stat(want); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("list created the config file's database: %v", err)
 	}
 }
 

@@ -329,6 +329,12 @@ func TestRunBadInput(t *testing.T) {
 	os.WriteFile(garbage, junk, 0o600)
 	badCA := filepath.Join(dir, "bad.pem")
 	os.WriteFile(badCA, []byte("nothing here"), 0o644)
+	noRuns := filepath.Join(dir, "c.db")
+	if s, err := measurements.Open(context.Background(), noRuns); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
 
 	tests := []struct {
 		name string

@@ -313,17 +313,23 @@ func isReadOnly(err error) bool {
 // openLocked takes the database's lock for a command that writes (run,
 // prune), logging a wait for it, then opens the database. The caller
 // closes the store and then calls release.
+//
+// Another program's file is refused before the lock is taken, so that
+// nothing (not even DB.lock) is created beside it.
 func openLocked(ctx context.Context, env *environ, log *eventLog, dbPath string, wait time.Duration) (store *measurements.Store, release func(), err error) {
+	if _, err := measurements.Inspect(ctx, dbPath); err != nil {
+		return nil, nil, dbError{err}
+	}
 	lock, err := lockDatabase(ctx, dbPath, wait, func(lockFile string, pid int) {
 		log.event("waiting_for_lock", "lock_file", lockFile, "holder_pid", pid, "wait_s", wait.Seconds())
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err = openStore(ctx, env, dbPath)
+	store, err = measurements.Open(ctx, dbPath)
 	if err != nil {
 		lock.release()
-		return nil, nil, err
+		return nil, nil, dbError{explainWriteError(err)}
 	}
 	return store, func() { store.Close(); lock.release() }, nil
 }

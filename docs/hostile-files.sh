@@ -1,7 +1,8 @@
 #!/bin/bash
 # Hostile-file cases of issue 10, items 4-7 and 11, against one reachprobe
 # binary: ./docs/hostile-files.sh ./reachprobe. Prints one line per case.
-BIN=$1; W=$(mktemp -d); cd $W
+# Every run is offline: resolver, DoH control and targets are loopback ports.
+BIN=$(realpath "$1"); W=$(mktemp -d); cd "$W"
 export XDG_CONFIG_HOME=$W/cfg XDG_DATA_HOME=$W/data
 printf 'nameserver 127.0.0.1:9\n' > resolv.conf
 OFF="--resolv-conf $W/resolv.conf --control-doh https://127.0.0.1:9/dns-query --no-network-id"

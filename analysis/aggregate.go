@@ -37,10 +37,6 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 		tv.Verdict, tv.Method, tv.Reason = VerdictBlocked, d.verdict.Method, "DNS: "+d.verdict.Evidence
 		return tj
 	}
-	type portKey struct {
-		port int
-		kind string
-	}
 	byPort := map[portKey][]*judged{}
 	var ports []portKey
 	for _, r := range eps {
@@ -54,7 +50,7 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 		byPort[k] = append(byPort[k], r)
 	}
 	slices.SortFunc(ports, func(a, b portKey) int { return cmp.Or(a.port-b.port, strings.Compare(a.kind, b.kind)) })
-	var okPorts, blockedPorts, failedPorts, otherPorts []string
+	var okPorts, blockedPorts, failedPorts, otherPorts, unreachablePorts, restrictedPorts []string
 	methods := map[string]int{}
 	for _, k := range ports {
 		label := fmt.Sprintf("%d/%s", k.port, k.kind)
@@ -65,11 +61,16 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 				methods[r.v.Method]++
 			}
 		}
+		undecided := n[VerdictInconclusive] + n[VerdictFailed] + n[VerdictUnreachable] + n[VerdictRestricted]
 		switch {
 		case n[VerdictOK] > 0:
 			okPorts = append(okPorts, label)
-		case n[VerdictBlocked] > 0 && n[VerdictBlocked] > n[VerdictInconclusive]+n[VerdictFailed]:
+		case n[VerdictBlocked] > 0 && n[VerdictBlocked] > undecided:
 			blockedPorts = append(blockedPorts, label)
+		case n[VerdictRestricted] > 0 && n[VerdictRestricted]*2 >= len(byPort[k]):
+			restrictedPorts = append(restrictedPorts, label)
+		case n[VerdictUnreachable] > 0 && n[VerdictUnreachable]*2 >= len(byPort[k]):
+			unreachablePorts = append(unreachablePorts, label)
 		case n[VerdictFailed] == len(byPort[k]):
 			failedPorts = append(failedPorts, label)
 		default:
@@ -103,12 +104,24 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 		}
 	case len(okPorts) > 0 && len(blockedPorts) == 0:
 		tv.Verdict, tv.Reason = VerdictOK, "reachable on "+strings.Join(okPorts, ", ")+dnsNote
+		if len(restrictedPorts) > 0 {
+			tv.Reason += "; " + strings.Join(restrictedPorts, ", ") + " closed by this network for every destination (its policy)"
+		}
+		if len(unreachablePorts) > 0 {
+			tv.Reason += "; unreachable on " + strings.Join(unreachablePorts, ", ")
+		}
 	case len(okPorts) > 0:
 		tv.Verdict, tv.Method = VerdictDegraded, method
 		tv.Reason = fmt.Sprintf("blocked on %s (%s), reachable on %s", strings.Join(blockedPorts, ", "), method, strings.Join(okPorts, ", "))
 	case len(blockedPorts) > 0 && len(blockedPorts) > len(failedPorts)+len(otherPorts):
 		tv.Verdict, tv.Method = VerdictBlocked, method
 		tv.Reason = fmt.Sprintf("blocked on %s (%s)", strings.Join(blockedPorts, ", "), method)
+	case len(unreachablePorts) > 0 && len(unreachablePorts) >= len(failedPorts)+len(otherPorts)+len(restrictedPorts):
+		tv.Verdict = VerdictUnreachable
+		tv.Reason = fmt.Sprintf("unreachable on %s in every pass while control hosts answered: a block or an outage, and nothing measured tells which", strings.Join(unreachablePorts, ", "))
+	case len(restrictedPorts) > 0 && len(restrictedPorts) >= len(failedPorts)+len(otherPorts):
+		tv.Verdict = VerdictRestricted
+		tv.Reason = fmt.Sprintf("%s closed by this network for every destination: its policy, not a block aimed at Apple", strings.Join(restrictedPorts, ", "))
 	case len(failedPorts) == len(ports):
 		tv.Verdict, tv.Reason = VerdictFailed, "failed on "+strings.Join(failedPorts, ", ")+", not in a way that points at blocking"
 	default:
@@ -192,6 +205,13 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 			sv.Evidence = append(sv.Evidence, fmt.Sprintf("%s: not used (%s)", tj.t.Host, tj.tv.Reason))
 			continue
 		}
+		if tj.t.Provider {
+			// Devices never use it: what it shows is reported, not counted.
+			if tj.tv.Verdict != VerdictOK {
+				sv.Evidence = append(sv.Evidence, fmt.Sprintf("%s (used by app providers' servers, not by devices; not counted): %s: %s", tj.t.Host, tj.tv.Verdict, tj.tv.Reason))
+			}
+			continue
+		}
 		conf.Targets++
 		n[tj.tv.Verdict]++
 		if tj.unresolved {
@@ -205,7 +225,8 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		}
 	}
 	ok, deg, blk := n[VerdictOK], n[VerdictDegraded], n[VerdictBlocked]
-	base := ok + deg + blk + n[VerdictInconclusive]
+	unr, rst := n[VerdictUnreachable], n[VerdictRestricted]
+	base := ok + deg + blk + n[VerdictInconclusive] + unr + rst
 	top := dominant(methods)
 	switch {
 	case ns.noConnectivity:
@@ -221,6 +242,12 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		if left := conf.Targets - ok; left > 0 {
 			sv.Reason += fmt.Sprintf("; %d could not be judged or failed", left)
 		}
+	case unr > 0 && unr >= n[VerdictInconclusive]+n[VerdictFailed]+rst:
+		sv.Verdict = VerdictUnreachable
+		sv.Reason = fmt.Sprintf("%s: %d of %d hosts could not be reached in any pass while control hosts answered; a block or an outage between this network and Apple, and nothing measured tells which", unreachableWhat[group], unr, conf.Targets)
+	case rst > 0 && rst >= n[VerdictInconclusive]+n[VerdictFailed]:
+		sv.Verdict = VerdictRestricted
+		sv.Reason = restrictedReason(group, tjs)
 	case n[VerdictFailed] > 0 && n[VerdictFailed] >= n[VerdictInconclusive]+blk:
 		sv.Verdict, sv.Reason = VerdictFailed, fmt.Sprintf("%d of %d hosts fail, in ways that do not point at blocking (an outage?)", n[VerdictFailed], conf.Targets)
 		if unresolved == n[VerdictFailed] {
@@ -281,7 +308,7 @@ func judgeApps(services []ServiceVerdict) []AppVerdict {
 	var out []AppVerdict
 	for _, app := range []string{AppIMessage, AppFaceTime} {
 		av := AppVerdict{App: app, Title: appTitles[app], Needs: appNeeds[app]}
-		var blocked, down, undecided, degraded *ServiceVerdict
+		var blocked, unreachable, restricted, down, undecided, degraded *ServiceVerdict
 		for _, need := range appNeeds[app] {
 			s, ok := by[need]
 			if !ok {
@@ -295,6 +322,10 @@ func judgeApps(services []ServiceVerdict) []AppVerdict {
 			switch s.Verdict {
 			case VerdictBlocked:
 				pick(&blocked)
+			case VerdictUnreachable:
+				pick(&unreachable)
+			case VerdictRestricted:
+				pick(&restricted)
 			case VerdictFailed:
 				pick(&down)
 			case VerdictInconclusive:
@@ -306,6 +337,10 @@ func judgeApps(services []ServiceVerdict) []AppVerdict {
 		switch {
 		case blocked != nil:
 			av.Verdict, av.Reason = AppBlocked, blocked.Reason
+		case unreachable != nil:
+			av.Verdict, av.Reason = AppUnreachable, unreachable.Reason
+		case restricted != nil:
+			av.Verdict, av.Reason = AppRestricted, restricted.Reason
 		case down != nil:
 			av.Verdict, av.Reason = AppDown, fmt.Sprintf("%s fails, but not because of blocking: %s", down.Title, down.Reason)
 		case undecided != nil:

@@ -2,19 +2,25 @@ package analysis
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/reachprobe/reachprobe/measurements"
 )
 
 // group builds n endpoints of one group, the first candidates of them
-// showing method after tries tries.
-func group(n, candidates, tries int, method string, lossLike bool) []*judged {
+// showing method after tries tries. Each endpoint is its own server (its
+// own /24) unless shared puts them all in one /24.
+func group(n, candidates, tries int, method string, lossLike, shared bool) []*judged {
 	var out []*judged
 	for i := 0; i < n; i++ {
+		addr := netip.AddrFrom4([4]byte{17, 57, byte(i), 10})
+		if shared {
+			addr = netip.AddrFrom4([4]byte{17, 57, 146, byte(10 + i)})
+		}
 		r := &judged{
-			v:       EndpointVerdict{Target: fmt.Sprintf("t%d", i), Group: "push", Port: 443, Attempts: tries, Verdict: VerdictOK},
-			e:       &endpointObs{key: endpointKey{kind: transportTLS}},
+			v:       EndpointVerdict{Target: fmt.Sprintf("t%d", i), Group: "push", Address: addr.String(), Port: 443, Attempts: tries, Verdict: VerdictOK},
+			e:       &endpointObs{key: endpointKey{kind: transportTLS, address: addr.String()}, addr: addr},
 			counted: true,
 			tries:   tries,
 		}
@@ -31,37 +37,48 @@ func TestCorroborate(t *testing.T) {
 		name        string
 		n, cands    int
 		tries       int
+		method      string
 		lossLike    bool
+		shared      bool
 		unstable    bool
 		lossRate    float64
 		wantBlocked int
+		wantVerdict string // of the first endpoint, when set
 	}{
-		{"steady, repeated: own evidence suffices", 6, 1, 3, true, false, 0, 1},
-		{"tried once, alone: not enough", 6, 1, 1, false, false, 0, 0},
-		{"tried once, reset seen twice: enough", 6, 2, 1, false, false, 0, 2},
-		{"tried once, silence on a minority", 6, 3, 1, true, false, 0, 0},
-		{"tried once, silence on a majority", 6, 4, 1, true, false, 0, 4},
-		{"lossy, silence everywhere but too few tries", 4, 4, 1, true, true, 0.2, 0},
-		{"lossy, silence everywhere in enough tries", 4, 4, 3, true, true, 0.2, 4},
-		{"lossy, silence on most but not all", 6, 5, 3, true, true, 0.2, 0},
-		{"lossy, resets corroborated", 6, 2, 3, false, true, 0.2, 2},
-		{"lossy, a lone reset", 6, 1, 3, false, true, 0.2, 0},
+		{"confirmed, independent servers agree", 6, 2, 2, MethodSNIFiltering, false, false, false, 0, 2, VerdictBlocked},
+		{"one pass only, independent servers agree: not enough", 6, 2, 1, MethodSNIFiltering, false, false, false, 0, 0, VerdictInconclusive},
+		{"confirmed on one server alone among independent ones: not enough", 6, 1, 3, MethodSNIFiltering, false, false, false, 0, 0, VerdictInconclusive},
+		{"confirmed, every server in one /24: confirmation stands in", 4, 4, 2, MethodSNIFiltering, false, true, false, 0, 4, VerdictBlocked},
+		{"confirmed, every server in one /24, two of six show it", 6, 2, 2, MethodSNIFiltering, false, true, false, 0, 2, VerdictBlocked},
+		{"refusals on one cluster, confirmed: a server problem", 4, 4, 2, MethodTCPRefused, false, true, false, 0, 0, VerdictFailed},
+		{"refusals on independent servers, confirmed", 4, 3, 2, MethodTCPRefused, false, false, false, 0, 3, VerdictBlocked},
+		{"bare silence everywhere, confirmed: unreachable", 4, 4, 2, MethodTCPTimeout, true, false, false, 0, 0, VerdictUnreachable},
+		{"confirmed silence on a minority", 6, 3, 2, MethodSNIFiltering, true, false, false, 0, 0, VerdictInconclusive},
+		{"confirmed silence on a majority", 6, 4, 2, MethodSNIFiltering, true, false, false, 0, 4, VerdictBlocked},
+		{"lossy, silence everywhere but too few tries", 4, 4, 2, MethodSNIFiltering, true, false, true, 0.2, 0, VerdictInconclusive},
+		{"lossy, silence everywhere in enough tries", 4, 4, 3, MethodSNIFiltering, true, false, true, 0.2, 4, VerdictBlocked},
+		{"lossy, silence on most but not all", 6, 5, 3, MethodSNIFiltering, true, false, true, 0.2, 0, VerdictInconclusive},
+		{"lossy, resets corroborated", 6, 2, 3, MethodSNIFiltering, false, false, true, 0.2, 2, VerdictBlocked},
+		{"lossy, a lone reset", 6, 1, 3, MethodSNIFiltering, false, false, true, 0.2, 0, VerdictInconclusive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rs := group(tt.n, tt.cands, tt.tries, MethodSNIFiltering, tt.lossLike)
-			corroborate(rs, &netState{unstable: tt.unstable, lossRate: tt.lossRate})
+			rs := group(tt.n, tt.cands, tt.tries, tt.method, tt.lossLike, tt.shared)
+			corroborate(rs, &netState{unstable: tt.unstable, lossRate: tt.lossRate}, true)
 			blocked := 0
 			for _, r := range rs {
 				if r.v.Verdict == VerdictBlocked {
 					blocked++
 				}
-				if r.candidate != "" && r.v.Verdict == VerdictInconclusive && r.v.Suspected != r.candidate {
-					t.Errorf("inconclusive endpoint suspects %q, want %q", r.v.Suspected, r.candidate)
+				if r.candidate != "" && r.v.Verdict != VerdictBlocked && r.v.Suspected != r.candidate {
+					t.Errorf("%s endpoint suspects %q, want %q", r.v.Verdict, r.v.Suspected, r.candidate)
 				}
 			}
 			if blocked != tt.wantBlocked {
 				t.Errorf("blocked = %d, want %d", blocked, tt.wantBlocked)
+			}
+			if got := rs[0].v.Verdict; got != tt.wantVerdict {
+				t.Errorf("first endpoint = %s (%s), want %s", got, rs[0].v.Evidence, tt.wantVerdict)
 			}
 		})
 	}

@@ -10,6 +10,19 @@ import (
 // Analyze judges one run. It is a pure function of in: the same input
 // gives the same report, byte for byte once encoded.
 func Analyze(in Input) Report {
+	return analyze(in).report
+}
+
+// judgement is one run's analysis with what it rests on.
+type judgement struct {
+	ix       *index
+	report   Report
+	judged   []*judged
+	dns      map[string]dnsResult
+	suspectN []string // targets whose DNS verdict is not ok, catalog order
+}
+
+func analyze(in Input) *judgement {
 	ix := buildIndex(in)
 	ss := buildSeries(ix)
 
@@ -54,7 +67,7 @@ func Analyze(in Input) Report {
 		judgedAll = append(judgedAll, r)
 		byTarget[k.target] = append(byTarget[k.target], r)
 	}
-	corroborate(judgedAll, ns)
+	corroborate(judgedAll, ns, ix.confirmed)
 
 	rep := Report{
 		FormatVersion: FormatVersion,
@@ -81,7 +94,7 @@ func Analyze(in Input) Report {
 		}
 	}
 	for _, r := range judgedAll {
-		if ns.noConnectivity && r.v.Verdict == VerdictBlocked {
+		if ns.noConnectivity && (r.v.Verdict == VerdictBlocked || r.v.Verdict == VerdictUnreachable) {
 			r.v.Verdict, r.v.Suspected, r.v.Method = VerdictInconclusive, r.v.Method, ""
 			r.v.Evidence += "; not called blocked: nothing could be reached at all"
 		}
@@ -105,7 +118,14 @@ func Analyze(in Input) Report {
 		rep.Services = []ServiceVerdict{}
 	}
 	rep.Apps = judgeApps(rep.Services)
-	return rep
+	out := &judgement{ix: ix, report: rep, judged: judgedAll, dns: dnsResults}
+	for _, t := range ix.orderedTargets() {
+		if d, ok := dnsResults[t.Name]; ok && t.Group != measurements.GroupControl &&
+			(d.verdict.Verdict == VerdictBlocked || d.verdict.Suspected != "") {
+			out.suspectN = append(out.suspectN, t.Name)
+		}
+	}
+	return out
 }
 
 func demoteDNS(v *DNSVerdict) {

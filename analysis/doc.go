@@ -26,17 +26,22 @@
 //   - QUIC and STUN: against QUIC to a control host or TCP to the same
 //     address, and UDP that got through elsewhere (endpoint_udp.go).
 //
-// Evidence must then hold in every try of the run and be corroborated
-// when it could be chance (corroborate.go): a pattern seen once needs
-// another endpoint of the service showing it; silence, which packet loss
-// imitates, needs most of the service's endpoints to agree, and all of
-// them, in enough tries to rule out chance, when the network is seen
-// losing packets. When nothing at all answers, nothing is called blocked
-// (network.go). When the network's resolver gives no address for any
-// name, control names included, it is an outage: its names are failed,
-// not blocked, and so are their targets, since apps use that resolver
-// whatever encrypted DNS finds (resolver.go). Targets, services and apps
-// are then judged by majority (aggregate.go).
+// Evidence must then hold in every try of the run, next to its control in
+// the same try, and be corroborated (corroborate.go): a pattern must hold
+// over time (repetitions, or the run's confirmation pass: Candidates says
+// what the runner measures again after a pause, suspects and their
+// references), independent servers (outside the same /24 or /48) must
+// agree, and silence, which packet loss imitates, needs most of the
+// service's endpoints to agree, and all of them, in enough tries to rule
+// out chance, when the network is seen losing packets. Bare silence, with
+// nothing that separates a censor from an outage, is "unreachable"; a port
+// this network closes for every destination is "restricted", its policy.
+// When nothing at all answers, nothing is called blocked (network.go).
+// When the network's resolver gives no address for any name, control
+// names included, it is an outage: its names are failed, not blocked, and
+// so are their targets, since apps use that resolver whatever encrypted
+// DNS finds (resolver.go). Targets, services and apps are then judged by
+// majority (aggregate.go).
 //
 // The JSON format of Report and HistoryReport is documented in FORMAT.md;
 // golden files under testdata/ pin the verdicts of typical scenarios.

@@ -25,6 +25,10 @@ type judged struct {
 	counted bool
 	// tries counts the tries the candidate rests on.
 	tries int
+	// bare says the candidate rests on silence with nothing showing that
+	// Apple's servers are up (no TCP into their networks worked): an
+	// outage of Apple's network looks the same (see bareSilence).
+	bare bool
 }
 
 // endpointJudge judges endpoints against the run's reference paths.
@@ -60,6 +64,11 @@ func (j *endpointJudge) judge(e *endpointObs) *judged {
 		return r
 	}
 	r.counted = true
+	j.ss.confirmedOnly = false
+	for _, a := range e.attempts {
+		j.ss.confirmedOnly = j.ss.confirmedOnly || a.confirm
+	}
+	defer func() { j.ss.confirmedOnly = false }()
 	switch e.key.kind {
 	case transportTLS, transportTCP:
 		j.judgeTCP(r)
@@ -195,6 +204,12 @@ func (j *endpointJudge) judgeTCP(r *judged) {
 		ts.controls = append(ts.controls, controlClass(a.control))
 		ts.ctlObs = append(ts.ctlObs, a.control)
 	}
+	ts, residual := foldResidual(ts)
+	if residual > 0 {
+		defer func() {
+			r.v.Evidence += fmt.Sprintf(" (%d later tries were reset before the server name was sent: the residual block censors keep after a trigger, read as the same block)", residual)
+		}()
+	}
 	// Tries that could not connect say nothing about the handshake: they
 	// are left out when judging a failing handshake, never when counting
 	// successes.
@@ -282,9 +297,9 @@ func (j *endpointJudge) connectFailure(r *judged, ts tries, c string) {
 	}
 	r.lossLike = c == classConnectTimeout
 	if ref := j.ss.otherPort(r.e.addr, r.v.Port); ref != nil {
-		r.candidate = MethodPortFiltering
 		r.v.Control = fmt.Sprintf("port %d on the same address connected in %d of %d tries", ref.port, ref.successes, ref.attempts)
 		r.v.Evidence = what + "; " + r.v.Control
+		j.portScope(r, c)
 		return
 	}
 	ref := j.ss.controlTCP(r.family)
@@ -297,6 +312,56 @@ func (j *endpointJudge) connectFailure(r *judged, ts tries, c string) {
 	}[c]
 	r.v.Control = fmt.Sprintf("control host %s (%s) connected in %d of %d tries", ref.target.Host, hostPort(ref.address, ref.port), ref.successes, ref.attempts)
 	r.v.Evidence = what + ", on every port measured; " + r.v.Control
+}
+
+// portScope decides whom a port closed on an Apple server is closed for,
+// from the connects the confirmation pass made to control hosts on the
+// same port (PortCheck observations). A control host that accepted, or
+// answered with a reset while Apple's server was silent, shows the port
+// open toward other destinations: the block is aimed at Apple. Silence
+// toward the control host too, or a reset from both, could be a firewall
+// closing the port for everyone or the control host's own ways: the
+// verdict says it cannot tell which, and claims nothing.
+func (j *endpointJudge) portScope(r *judged, c string) {
+	checks := j.ix.portChecks[portKey{port: r.v.Port, kind: transportTCP}]
+	connected, refused, silent := 0, 0, 0
+	for _, o := range checks {
+		if family(parseAddr(o.Address)) != r.family {
+			continue
+		}
+		switch {
+		case o.Failure == "":
+			connected++
+		case o.Failure == failRefused || o.Failure == failReset:
+			refused++
+		default:
+			silent++
+		}
+	}
+	where := fmt.Sprintf("port %d", r.v.Port)
+	switch {
+	case connected > 0 || refused > 0 && c == classConnectTimeout:
+		r.candidate = MethodPortFiltering
+		r.lossLike = c == classConnectTimeout
+		r.v.Control += fmt.Sprintf("; a control host answered on %s (the port is open toward other destinations, so this is aimed at Apple)", where)
+		r.v.Evidence += fmt.Sprintf("; a control host answered on %s, so the port is open toward other destinations", where)
+	case connected+refused+silent == 0:
+		r.v.Verdict, r.v.Suspected = VerdictInconclusive, MethodPortFiltering
+		r.v.Evidence += fmt.Sprintf("; %s was not tried toward a non-Apple address, so whether this network closes it for every destination (its policy) or only toward Apple cannot be told", where)
+	default:
+		r.v.Verdict, r.v.Suspected = VerdictInconclusive, MethodPortFiltering
+		r.v.Evidence += fmt.Sprintf("; %s toward a non-Apple address failed too (%d of %d tries), so this network may close it for every destination (its policy) or only toward Apple: cannot tell which", where, refused+silent, connected+refused+silent)
+	}
+}
+
+// parseAddr parses a stored address, unmapped; the zero Addr when it does
+// not parse.
+func parseAddr(s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
 }
 
 // unattributable closes an endpoint whose failure has no reference path

@@ -83,26 +83,44 @@ func TestEndpointRules(t *testing.T) {
 			target: "courier-1", address: "17.57.146.20", port: 443, transport: "tls", verdict: VerdictInconclusive, suspected: MethodSNIFiltering,
 		},
 		{
-			name: "a lone reset in every try of a steady network is blocked",
+			name: "a lone reset on one server, in every try, is not blocked: no independent server agrees",
 			world: &world{repeats: 3, step: func(s *stepCtx) {
 				if targetTLSAt(s, "17.57.146.20", 443) {
 					s.fail(failReset, "tls_handshake")
 				}
 			}},
-			target: "courier-1", address: "17.57.146.20", port: 443, transport: "tls", verdict: VerdictBlocked, method: MethodSNIFiltering,
+			target: "courier-1", address: "17.57.146.20", port: 443, transport: "tls", verdict: VerdictInconclusive, suspected: MethodSNIFiltering,
 		},
 		{
-			name: "a reset tried once and seen on another endpoint is blocked",
+			name: "a reset confirmed after a pause and seen on an independent server is blocked",
 			world: &world{step: func(s *stepCtx) {
-				if targetTLSAt(s, "17.57.146.20", 443) || targetTLSAt(s, "17.57.146.52", 443) {
+				if targetTLSAt(s, "17.57.146.20", 443) || targetTLSAt(s, "17.188.128.10", 443) {
 					s.fail(failReset, "tls_handshake")
 				}
 			}},
 			target: "courier-1", address: "17.57.146.20", port: 443, transport: "tls", verdict: VerdictBlocked, method: MethodSNIFiltering,
 		},
 		{
-			name: "silence of a group's only endpoint tried once is inconclusive",
+			name: "a reset seen on another server of the same /24 only is not independent",
 			world: &world{step: func(s *stepCtx) {
+				if targetTLSAt(s, "17.57.146.20", 443) || targetTLSAt(s, "17.57.146.52", 443) {
+					s.fail(failReset, "tls_handshake")
+				}
+			}},
+			target: "courier-1", address: "17.57.146.20", port: 443, transport: "tls", verdict: VerdictInconclusive, suspected: MethodSNIFiltering,
+		},
+		{
+			name: "a reset on two independent servers in one pass, with no confirmation pass, is not blocked",
+			world: &world{noConfirm: true, step: func(s *stepCtx) {
+				if targetTLSAt(s, "17.57.146.20", 443) || targetTLSAt(s, "17.188.128.10", 443) {
+					s.fail(failReset, "tls_handshake")
+				}
+			}},
+			target: "courier-1", address: "17.57.146.20", port: 443, transport: "tls", verdict: VerdictInconclusive, suspected: MethodSNIFiltering,
+		},
+		{
+			name: "silence of a group's only endpoint tried once is inconclusive",
+			world: &world{noConfirm: true, step: func(s *stepCtx) {
 				if s.o.Step == measurements.StepQUIC && s.t.Group == "quic" {
 					s.fail(failTimeout, "quic_handshake")
 				}
@@ -128,9 +146,9 @@ func TestEndpointRules(t *testing.T) {
 			target: "mask", address: "17.248.180.10", port: 443, transport: "quic", verdict: VerdictInconclusive,
 		},
 		{
-			name:   "QUIC silent to Apple while the QUIC control answers is quic.timeout, TCP to Apple silent too",
+			name:   "QUIC silent to Apple while the QUIC control answers, TCP to Apple silent too, is unreachable",
 			world:  &world{repeats: 2, targets: catalogWithFallback(), step: appleDropped},
-			target: "mask", address: "17.248.180.10", port: 443, transport: "quic", verdict: VerdictBlocked, method: MethodQUICTimeout,
+			target: "mask", address: "17.248.180.10", port: 443, transport: "quic", verdict: VerdictUnreachable, suspected: MethodQUICTimeout,
 		},
 		{
 			name: "a handshake reset whatever the name, with control hosts verifying, is tls.reset",
@@ -262,8 +280,8 @@ func TestCertRules(t *testing.T) {
 		{
 			name: "an impersonated Apple authority is interception",
 			world: &world{repeats: 3, step: func(s *stepCtx) {
-				if targetTLSAt(s, "17.57.146.20", 443) {
-					s.chain(fakeApple.leaf("courier.push.apple.com"), failSSLAuthority, "x509: certificate signed by unknown authority")
+				if targetTLSAt(s, "17.57.146.20", 443) || targetTLSAt(s, "17.188.128.10", 443) {
+					s.chain(fakeApple.leaf(s.t.ServerName), failSSLAuthority, "x509: certificate signed by unknown authority")
 				}
 			}},
 			verdict: VerdictBlocked, method: MethodTLSInterception, network: NetworkOK, issuer: "Apple Public Server ECC CA 1 - G1 (Apple Inc.)",
@@ -271,8 +289,8 @@ func TestCertRules(t *testing.T) {
 		{
 			name: "a national authority where the name verifies elsewhere is interception",
 			world: &world{repeats: 3, step: func(s *stepCtx) {
-				if targetTLSAt(s, "17.57.146.20", 443) {
-					s.chain(interceptCA.leaf("courier.push.apple.com"), failSSLAuthority, "x509: certificate signed by unknown authority")
+				if targetTLSAt(s, "17.57.146.20", 443) || targetTLSAt(s, "17.188.128.10", 443) {
+					s.chain(interceptCA.leaf(s.t.ServerName), failSSLAuthority, "x509: certificate signed by unknown authority")
 				}
 			}},
 			verdict: VerdictBlocked, method: MethodTLSInterception, network: NetworkOK, issuer: "Network Security Certificate (National Network Authority)",

@@ -83,6 +83,7 @@ func (j *endpointJudge) quicSilence(r *judged, what string) {
 		j.unattributable(r, what)
 		return
 	}
+	r.bare = j.ss.tcpAt(r.e.addr) == nil && j.ss.tcpInNetworks(r.e.target, r.family) == nil
 	r.v.Evidence = what + "; " + r.v.Control
 }
 
@@ -119,12 +120,22 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 	switch ts.classes[0] {
 	case classUDPSilence:
 		what := fmt.Sprintf("no STUN answer from %s in %d of %d tries", where, n, n)
+		if j.udpPortScope(r, what) {
+			return
+		}
 		if !expect {
 			r.v.Verdict = VerdictInconclusive
 			r.v.Evidence = what + "; this server is not known to answer STUN, so its silence proves nothing"
 			return
 		}
 		ref := j.ss.otherUDP(r.family, r.e.addr)
+		if ref != nil && ref.step == measurements.StepQUIC && ref.port == 443 {
+			// Only UDP 443 is seen getting through: a network that lets
+			// nothing but web ports out looks the same as a block.
+			r.v.Verdict, r.v.Suspected = VerdictInconclusive, MethodUDPTimeout
+			r.v.Evidence = what + fmt.Sprintf("; the only UDP seen getting through is QUIC on port 443 (%s), and no STUN server on another port answered, so this network may let only web ports out for every destination: a block aimed at Apple cannot be told from that policy", ref.target.Host)
+			return
+		}
 		if ref == nil {
 			if j.ss.controlsAllFailed() {
 				j.unattributable(r, what)
@@ -136,6 +147,7 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 		}
 		r.lossLike = true
 		r.candidate = MethodUDPTimeout
+		r.bare = j.ss.tcpAt(r.e.addr) == nil && j.ss.tcpInNetworks(r.e.target, r.family) == nil
 		if ref.step == measurements.StepUDP {
 			r.v.Control = fmt.Sprintf("STUN control %s answered in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
 		} else {
@@ -149,6 +161,26 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 		r.v.Verdict = VerdictInconclusive
 		r.v.Evidence = fmt.Sprintf("the STUN exchange with %s failed with %s", where, r.v.Failure)
 	}
+}
+
+// udpPortScope judges a silent UDP endpoint against a control STUN server
+// known to answer on the same port: silent too, while other UDP gets
+// through, the port is closed by this network for every destination (its
+// policy, whatever Apple's server would do); answering, the port is open
+// toward other destinations. It returns true when it decided.
+func (j *endpointJudge) udpPortScope(r *judged, what string) bool {
+	ctl := j.ss.controlSTUNOn(r.family, r.v.Port)
+	if ctl == nil || ctl.successes > 0 {
+		return false
+	}
+	other := j.ss.otherUDP(r.family, r.e.addr)
+	if other == nil {
+		return false // no UDP gets through at all: said elsewhere
+	}
+	r.v.Verdict = VerdictRestricted
+	r.v.Control = fmt.Sprintf("STUN server %s, not Apple's and known to answer, was silent on the same port %d in %d of %d tries, while UDP to %s (port %d) got through", ctl.target.Host, r.v.Port, ctl.attempts-ctl.successes, ctl.attempts, other.target.Host, other.port)
+	r.v.Evidence = what + "; " + r.v.Control + ": this network closes UDP port " + fmt.Sprint(r.v.Port) + " for every destination (its policy, not a block aimed at Apple)"
+	return true
 }
 
 // judgeCert judges an endpoint whose handshakes completed with a chain that

@@ -8,6 +8,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,6 +54,10 @@ func allOK(services ...string) map[string]string {
 
 var working = map[string]string{"imessage": "working", "facetime": "working"}
 
+// oneOfNet accepts a network that is ok or unstable: a path that flapped
+// may read as either.
+const oneOfNet = "ok|unstable"
+
 func scenarios() []scenario {
 	return []scenario{
 		{name: "clean", world: func() *world { return &world{} },
@@ -88,9 +93,22 @@ func scenarios() []scenario {
 		}, want: expectation{network: "ok", services: allOK("push", "blocked"), methods: map[string]string{"push": MethodDNSInjection},
 			apps: map[string]string{"imessage": "blocked", "facetime": "blocked"}}},
 		{name: "push_5223_rst", world: func() *world {
+			// Apple's 5223 refused; port 5223 toward the control hosts is
+			// refused too (they listen on no such port, or a firewall
+			// rejects it for everyone): which of the two cannot be told.
 			return &world{step: func(s *stepCtx) {
 				if forApple(s) && s.o.Port == 5223 && s.o.Step == measurements.StepTCP {
 					s.fail(failRefused, "connect")
+				}
+			}}
+		}, want: expectation{network: "ok", services: allOK(), apps: working, noBlocked: true}},
+		{name: "push_5223_drop", world: func() *world {
+			// A censor drops 5223 toward Apple only: the control hosts
+			// answer on 5223 (with a reset, as a host with no listener
+			// does), so the port is open toward other destinations.
+			return &world{step: func(s *stepCtx) {
+				if forApple(s) && s.o.Port == 5223 && s.o.Step == measurements.StepTCP {
+					s.fail(failTimeout, "connect")
 				}
 			}}
 		}, want: expectation{network: "ok", services: allOK("push", "degraded"), methods: map[string]string{"push": MethodPortFiltering},
@@ -161,11 +179,13 @@ func scenarios() []scenario {
 		}, want: expectation{network: "ok", services: allOK("identity", "blocked"), methods: map[string]string{"identity": MethodDNSInconsistent},
 			apps: map[string]string{"imessage": "blocked", "facetime": "blocked"}}},
 		{name: "apple_blackhole", world: func() *world {
+			// Bare silence toward all of Apple, confirmed after a pause:
+			// a censor's drop and an outage of the path to Apple look
+			// the same, so the words say unreachable, not blocked.
 			return &world{step: appleDropped}
 		}, want: expectation{network: "ok",
-			services: map[string]string{"push": "blocked", "identity": "blocked", "call": "blocked", "quic": "inconclusive"},
-			methods:  map[string]string{"push": MethodTCPTimeout, "identity": MethodTCPTimeout, "call": MethodUDPTimeout},
-			apps:     map[string]string{"imessage": "blocked", "facetime": "blocked"}}},
+			services: map[string]string{"push": "unreachable", "identity": "unreachable", "call": "unreachable", "quic": "unreachable"},
+			apps:     map[string]string{"imessage": "unreachable", "facetime": "unreachable"}, noBlocked: true}},
 		{name: "link_down", world: func() *world {
 			// The router's cache still answers; nothing beyond it does.
 			return &world{resolve: func(l *lookup) {
@@ -232,12 +252,11 @@ func scenarios() []scenario {
 		{name: "apple_dropped_repeat2", world: func() *world {
 			// Everything to Apple's addresses dropped, Private Relay's TCP
 			// fallback included; the controls answer over TCP, QUIC and
-			// STUN.
+			// STUN. Repeated, still bare silence: unreachable.
 			return &world{repeats: 2, targets: catalogWithFallback(), step: appleDropped}
 		}, want: expectation{network: "ok",
-			services: map[string]string{"push": "blocked", "identity": "blocked", "call": "blocked", "quic": "blocked"},
-			methods:  map[string]string{"push": MethodTCPTimeout, "identity": MethodTCPTimeout, "call": MethodUDPTimeout, "quic": MethodQUICTimeout},
-			apps:     map[string]string{"imessage": "blocked", "facetime": "blocked"}}},
+			services: map[string]string{"push": "unreachable", "identity": "unreachable", "call": "unreachable", "quic": "unreachable"},
+			apps:     map[string]string{"imessage": "unreachable", "facetime": "unreachable"}, noBlocked: true}},
 		{name: "quic_dropped_fallback_works", world: func() *world {
 			// QUIC to Apple dropped; Private Relay falls back to TCP.
 			return &world{repeats: 2, targets: catalogWithFallback(), step: func(s *stepCtx) {
@@ -247,6 +266,51 @@ func scenarios() []scenario {
 			}}
 		}, want: expectation{network: "ok", services: allOK("quic", "degraded"), methods: map[string]string{"quic": MethodQUICTimeout},
 			apps: working, blockedOnly: "quic"}},
+		{name: "flap_during_one_try", world: func() *world {
+			// The path to Apple flaps for a few seconds in the first pass
+			// and is back when the confirmation pass measures again.
+			return &world{step: func(s *stepCtx) {
+				if !s.confirm {
+					appleDropped(s)
+				}
+			}}
+		}, want: expectation{network: oneOfNet, services: allOK(), apps: working, noBlocked: true}},
+		{name: "courier_cluster_maintenance", world: func() *world {
+			// One courier cluster (every courier is in 17.57.146.0/24)
+			// refuses every connection, in both passes: a server problem.
+			return &world{step: func(s *stepCtx) {
+				if s.o.Step == measurements.StepTCP && strings.HasPrefix(s.o.Address, "17.57.146.") {
+					s.fail(failRefused, "connect")
+				}
+			}}
+		}, want: expectation{network: "ok", services: allOK("push", "failed"), apps: map[string]string{"imessage": "down", "facetime": "down"}, noBlocked: true}},
+		{name: "push_sni_reset_no_confirmation", world: func() *world {
+			// A run stored before the confirmation pass existed: the
+			// censor's pattern in one pass only claims less.
+			return &world{noConfirm: true, step: func(s *stepCtx) {
+				if s.o.Step == measurements.StepTLS && !s.o.Control && strings.HasSuffix(s.o.TLS.ServerName, "push.apple.com") {
+					s.fail(failReset, "tls_handshake")
+				}
+			}}
+		}, want: expectation{network: "ok", services: allOK("push", "inconclusive"),
+			apps: map[string]string{"imessage": "inconclusive", "facetime": "inconclusive"}, noBlocked: true}},
+		{name: "web_only_firewall", world: func() *world {
+			// A hotel firewall lets only TCP and UDP 80 and 443 out, for
+			// every destination: 5223, the STUN control's 3478 and the
+			// call ports are dropped alike.
+			return &world{step: func(s *stepCtx) {
+				if s.o.Port == 443 || s.o.Port == 80 {
+					return
+				}
+				switch s.o.Step {
+				case measurements.StepTCP:
+					s.fail(failTimeout, "connect")
+				case measurements.StepUDP:
+					s.fail(failTimeout, "read")
+				}
+			}, portCheck: func(s *stepCtx) { s.fail(failTimeout, "connect") }}
+		}, want: expectation{network: "partial|unstable", services: allOK("call", "restricted"),
+			apps: map[string]string{"imessage": "working", "facetime": "restricted"}, noBlocked: true}},
 		{name: "quic_dropped_everywhere", world: func() *world {
 			// QUIC dropped for every destination, the control's too:
 			// nothing shows Apple is targeted.
@@ -360,7 +424,7 @@ func TestGolden(t *testing.T) {
 
 func checkExpectation(t *testing.T, rep Report, want expectation) {
 	t.Helper()
-	if want.network != "" && rep.Network.Status != want.network {
+	if want.network != "" && !slices.Contains(strings.Split(want.network, "|"), rep.Network.Status) {
 		t.Errorf("network status = %q (%s), want %q", rep.Network.Status, rep.Network.Reason, want.network)
 	}
 	services := map[string]ServiceVerdict{}

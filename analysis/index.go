@@ -42,6 +42,12 @@ func isCertFailure(f string) bool {
 	return f == failSSLHostname || f == failSSLAuthority || f == failSSLInvalidCert
 }
 
+// portKey names a port of a transport.
+type portKey struct {
+	port int
+	kind string
+}
+
 // endpointKey names one endpoint: a target's address, port and transport.
 type endpointKey struct {
 	target  string
@@ -52,7 +58,10 @@ type endpointKey struct {
 
 // attempt is one repetition of an endpoint's steps.
 type attempt struct {
-	repeat  int
+	repeat int
+	// confirm: the try of the run's confirmation pass, made after a delay
+	// because the first passes left the endpoint suspect.
+	confirm bool
 	connect *measurements.Observation // the TCP connect
 	control *measurements.Observation // the handshake with the control server name
 	main    *measurements.Observation // the handshake with the target name, the QUIC or STUN step
@@ -85,7 +94,13 @@ type index struct {
 	dns         map[string][]*measurements.Observation // by target name
 	endpoints   map[endpointKey]*endpointObs
 	endpointIDs []endpointKey // in a deterministic order
+	// portChecks are connects and datagrams to control hosts on the ports
+	// of suspect endpoints, by transport ("tcp", "udp") and port.
+	portChecks map[portKey][]*measurements.Observation
+	// repeats counts the run's repetitions, its confirmation pass left
+	// out; confirmed says the run made a confirmation pass.
 	repeats     int
+	confirmed   bool
 	interrupted int
 	notes       []string
 }
@@ -96,9 +111,10 @@ type index struct {
 // nothing about the network).
 func buildIndex(in Input) *index {
 	ix := &index{
-		targets:   map[string]*measurements.Target{},
-		dns:       map[string][]*measurements.Observation{},
-		endpoints: map[endpointKey]*endpointObs{},
+		targets:    map[string]*measurements.Target{},
+		dns:        map[string][]*measurements.Observation{},
+		endpoints:  map[endpointKey]*endpointObs{},
+		portChecks: map[portKey][]*measurements.Observation{},
 	}
 	for i := range in.Targets {
 		t := &in.Targets[i]
@@ -115,7 +131,16 @@ func buildIndex(in Input) *index {
 			ix.interrupted++
 			continue
 		}
-		ix.repeats = max(ix.repeats, o.Repeat+1)
+		if o.Confirmation {
+			ix.confirmed = true
+		} else {
+			ix.repeats = max(ix.repeats, o.Repeat+1)
+		}
+		if o.PortCheck {
+			k := portKey{port: o.Port, kind: o.Transport}
+			ix.portChecks[k] = append(ix.portChecks[k], o)
+			continue
+		}
 		t := ix.targets[o.Target]
 		if t == nil {
 			t = &measurements.Target{Name: o.Target, Group: o.Group, Host: o.Host}
@@ -144,6 +169,7 @@ func buildIndex(in Input) *index {
 			continue
 		}
 		a := e.at(o.Repeat)
+		a.confirm = a.confirm || o.Confirmation
 		switch {
 		case o.Step == measurements.StepTCP:
 			a.connect = first(a.connect, o)

@@ -227,7 +227,10 @@ func assessNetwork(ix *index, ss *seriesSet, sums map[string]*dnsSummary, down b
 		if ix.repeats > 1 {
 			ns.reasons = []string{"control hosts answered in every try"}
 		} else {
-			ns.reasons = []string{"control hosts answered; measured once, so a failure counts only when other endpoints of its service fail the same way"}
+			ns.reasons = []string{"control hosts answered; measured once, so a failure counts as blocking only when it held when measured again after a pause and independent servers agree"}
+			if ix.confirmed {
+				ns.reasons[0] += " (this run measured what looked blocked again after a pause)"
+			}
 		}
 	}
 	if c.IPv6 == checkNoRoute {

@@ -25,6 +25,8 @@ const (
 	VerdictDegraded     = "degraded"     // works, but part of it is blocked (targets and services only)
 	VerdictBlocked      = "blocked"      // blocked, with a method and corroborated evidence
 	VerdictFailed       = "failed"       // broken, but nothing points at a censor
+	VerdictUnreachable  = "unreachable"  // silent in every pass while control hosts answer: a block or an outage, nothing tells which
+	VerdictRestricted   = "restricted"   // closed by this network for every destination: its own policy, not a block aimed at Apple
 	VerdictInconclusive = "inconclusive" // the evidence does not decide
 	VerdictSkipped      = "skipped"      // not measured, for a reason that is not a failure (endpoints only)
 )
@@ -35,6 +37,8 @@ const (
 	AppDegraded     = "degraded"     // works, with part of a service blocked (slower or less reliable)
 	AppBlocked      = "blocked"      // a service the app needs is blocked
 	AppDown         = "down"         // a service the app needs is broken, not blocked
+	AppUnreachable  = "unreachable"  // a service the app needs cannot be reached: a block or an outage, nothing tells which
+	AppRestricted   = "restricted"   // a service the app needs is closed by this network's policy for every destination
 	AppInconclusive = "inconclusive" // the measurements do not decide
 )
 

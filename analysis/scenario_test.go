@@ -61,7 +61,7 @@ func testCatalog() []measurements.Target {
 		{Name: "courier-17", Group: "push", Host: "17-courier.push.apple.com", Ports: []int{5223, 443}, Transports: tls,
 			ServerName: "courier.push.apple.com", ALPN: []string{"apns-security-v3"}, Networks: pushNets},
 		{Name: "api-push", Group: "push", Host: "api.push.apple.com", Ports: []int{443, 2197}, Transports: tls,
-			ServerName: "api.push.apple.com", ALPN: []string{"h2"}, Networks: pushNets},
+			ServerName: "api.push.apple.com", ALPN: []string{"h2"}, Networks: pushNets, Provider: true},
 		{Name: "identity-ess", Group: "identity", Host: "identity.ess.apple.com", Ports: []int{443}, Transports: tls,
 			ServerName: "identity.ess.apple.com", ALPN: []string{"h2", "http/1.1"}, Networks: appleNets},
 		{Name: "gsa", Group: "identity", Host: "gsa.apple.com", Ports: []int{443}, Transports: tls,
@@ -120,7 +120,16 @@ type world struct {
 	// step rewrites a step's observation, prefilled as a success (or as a
 	// timeout at an address no real server has); nil leaves it.
 	step func(s *stepCtx)
-	rng  *mrand.Rand
+	// noConfirm leaves out the confirmation pass, as runs stored before
+	// it existed (and runs with --confirm-delay 0) have none.
+	noConfirm bool
+	// portCheck rewrites a connect to a control host on a suspect port,
+	// prefilled as refused (the host listens on no such port); nil leaves
+	// it.
+	portCheck func(s *stepCtx)
+	rng       *mrand.Rand
+	// confirming is set while the confirmation pass is synthesised.
+	confirming bool
 
 	obs  []measurements.Observation
 	tick time.Duration
@@ -178,9 +187,11 @@ func answersFor(host, qtype string, addrs []string) []measurements.DNSAnswer {
 type stepCtx struct {
 	t      *measurements.Target
 	repeat int
-	addr   netip.Addr
-	real   bool // a real server of some host has this address
-	o      *measurements.Observation
+	// confirm: the step belongs to the confirmation pass.
+	confirm bool
+	addr    netip.Addr
+	real    bool // a real server of some host has this address
+	o       *measurements.Observation
 }
 
 // fail records a failure, dropping what only a success records.
@@ -217,6 +228,7 @@ func (s *stepCtx) isApple() bool {
 func (w *world) record(o measurements.Observation) *measurements.Observation {
 	o.ID = int64(len(w.obs) + 1)
 	o.RunID = 1
+	o.Confirmation = w.confirming
 	o.Started = runStart.Add(w.tick)
 	w.tick += 5 * time.Millisecond
 	if o.Duration == 0 {
@@ -245,9 +257,58 @@ func (w *world) build() Input {
 			w.measure(&w.targets[i], r)
 		}
 	}
+	if !w.noConfirm {
+		w.confirm()
+	}
+	return w.input()
+}
+
+func (w *world) input() Input {
 	run := measurements.Run{ID: 1, Started: runStart, Ended: runStart.Add(w.tick + time.Second), Status: measurements.RunComplete,
 		SoftwareVersion: "test", CatalogDigest: "0000", CatalogName: "test", Observations: len(w.obs)}
-	return Input{Run: run, Targets: w.targets, Observations: w.obs}
+	return Input{Run: run, Targets: w.targets, Observations: slices.Clone(w.obs)}
+}
+
+// confirm synthesises the confirmation pass the runner makes: what
+// Candidates asks for, measured again after the delay.
+func (w *world) confirm() {
+	c := Candidates(w.input())
+	if c.Empty() {
+		return
+	}
+	w.confirming = true
+	defer func() { w.confirming = false }()
+	w.tick += 30 * time.Second
+	target := func(name string) *measurements.Target {
+		for i := range w.targets {
+			if w.targets[i].Name == name {
+				return &w.targets[i]
+			}
+		}
+		panic("no target " + name)
+	}
+	for _, name := range c.Names {
+		t := target(name)
+		for _, qtype := range []string{"A", "AAAA"} {
+			for _, engine := range []string{measurements.EngineSystem, measurements.EngineUDP, measurements.EngineDoH} {
+				w.record(*w.lookup(t, engine, qtype, w.repeats).o)
+			}
+		}
+	}
+	for _, e := range c.Endpoints {
+		w.endpoint(target(e.Target), w.repeats, netip.MustParseAddr(e.Address), e.Port)
+	}
+	for _, pc := range c.PortChecks {
+		t := target(pc.Target)
+		o := measurements.Observation{Step: measurements.StepTCP, Group: t.Group, Target: t.Name, Host: t.Host, Address: pc.Address,
+			Port: pc.Port, Transport: "tcp", Repeat: w.repeats, Control: true, PortCheck: true, TCP: &measurements.TCPDetails{Family: "ipv4"}}
+		s := &stepCtx{t: t, repeat: w.repeats, confirm: true, addr: netip.MustParseAddr(pc.Address), real: true, o: &o}
+		s.fail(failRefused, "connect")
+		if w.portCheck != nil {
+			w.portCheck(s)
+		}
+		w.record(o)
+	}
 }
 
 func (w *world) measure(t *measurements.Target, repeat int) {
@@ -314,7 +375,7 @@ func (w *world) endpoint(t *measurements.Target, repeat int, addr netip.Addr, po
 	}
 	base := measurements.Observation{Group: t.Group, Target: t.Name, Host: t.Host, Address: addr.String(), Port: port, Repeat: repeat}
 	run := func(o measurements.Observation) *measurements.Observation {
-		s := &stepCtx{t: t, repeat: repeat, addr: addr, real: real, o: &o}
+		s := &stepCtx{t: t, repeat: repeat, confirm: w.confirming, addr: addr, real: real, o: &o}
 		if !real {
 			op := map[measurements.Step]string{measurements.StepTCP: "connect", measurements.StepTLS: "tls_handshake",
 				measurements.StepQUIC: "quic_handshake", measurements.StepUDP: "read"}[o.Step]

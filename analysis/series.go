@@ -22,6 +22,8 @@ type series struct {
 	successes int // the server was reached (see reached)
 	verified  int // TLS and QUIC: the chain verified for the target name
 	tainted   bool
+	// confirmed: measured in the run's confirmation pass too.
+	confirmed bool
 }
 
 // steady reports whether the series succeeded in every try.
@@ -53,6 +55,11 @@ func verified(o *measurements.Observation) bool {
 // seriesSet holds every series of a run.
 type seriesSet struct {
 	all []*series
+	// confirmedOnly, while set, makes find skip series the confirmation
+	// pass did not measure: an endpoint measured again after a pause is
+	// judged only against references measured in that pass too, so that
+	// a burst of loss during it cannot pass for a pattern that held.
+	confirmedOnly bool
 }
 
 type seriesKey struct {
@@ -65,7 +72,7 @@ type seriesKey struct {
 func buildSeries(ix *index) *seriesSet {
 	byKey := map[seriesKey]*series{}
 	set := &seriesSet{}
-	add := func(e *endpointObs, o *measurements.Observation) {
+	add := func(e *endpointObs, o *measurements.Observation, confirm bool) {
 		if o == nil {
 			return
 		}
@@ -77,6 +84,7 @@ func buildSeries(ix *index) *seriesSet {
 			set.all = append(set.all, s)
 		}
 		s.attempts++
+		s.confirmed = s.confirmed || confirm
 		if reached(o) {
 			s.successes++
 		}
@@ -87,9 +95,9 @@ func buildSeries(ix *index) *seriesSet {
 	for _, k := range ix.endpointIDs {
 		e := ix.endpoints[k]
 		for _, a := range e.attempts {
-			add(e, a.connect)
-			add(e, a.control)
-			add(e, a.main)
+			add(e, a.connect, a.confirm)
+			add(e, a.control, a.confirm)
+			add(e, a.main, a.confirm)
 		}
 	}
 	return set
@@ -108,7 +116,7 @@ func (ss *seriesSet) taint(target string, addr netip.Addr) {
 // find returns the first untainted series satisfying pred.
 func (ss *seriesSet) find(pred func(*series) bool) *series {
 	for _, s := range ss.all {
-		if !s.tainted && pred(s) {
+		if !s.tainted && (s.confirmed || !ss.confirmedOnly) && pred(s) {
 			return s
 		}
 	}
@@ -144,6 +152,26 @@ func (ss *seriesSet) otherUDP(fam string, exclude netip.Addr) *series {
 		return s
 	}
 	return ss.otherQUIC(fam, exclude)
+}
+
+// controlSTUNOn returns a control STUN server's series on port over fam
+// (the first, steady ones first), or nil: the same port toward a
+// destination that is not Apple's and is known to answer.
+func (ss *seriesSet) controlSTUNOn(fam string, port int) *series {
+	var found *series
+	for _, s := range ss.all {
+		if s.tainted || s.target.Group != measurements.GroupControl || s.step != measurements.StepUDP ||
+			s.port != port || family(s.addr) != fam || !s.target.STUNAnswers {
+			continue
+		}
+		if s.steady() {
+			return s
+		}
+		if found == nil {
+			found = s
+		}
+	}
+	return found
 }
 
 // otherQUIC returns a QUIC handshake that reached its server in every try,

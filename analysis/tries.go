@@ -87,3 +87,30 @@ func (ts tries) without(drop func(string) bool, why string) tries {
 	kept.why += why
 	return kept
 }
+
+// foldResidual reads the later tries of an endpoint whose first try was
+// reset on the target's server name while the control name worked there:
+// a later try reset before the name was even sent (at connect, or on the
+// control handshake) met the residual block censors keep on the (client,
+// server, port) for a minute or more after a trigger (REFERENCE). It is
+// the same block seen again, not a new block of the address, and counts as
+// the pattern holding. Only resets are read so: silence, which loss and
+// outages make too, never is.
+func foldResidual(ts tries) (tries, int) {
+	if len(ts.classes) < 2 || ts.classes[0] != classTLSReset || ts.controls[0] != classReached {
+		return ts, 0
+	}
+	folded := 0
+	out := ts
+	out.classes, out.controls = slices.Clone(ts.classes), slices.Clone(ts.controls)
+	for i := 1; i < len(out.classes); i++ {
+		c, ctl := out.classes[i], out.controls[i]
+		resetEarly := c == classConnectReset || c == classConnectRefused ||
+			c == classTLSReset && (ctl == classTLSReset || ctl == classConnectReset)
+		if resetEarly {
+			out.classes[i], out.controls[i] = classTLSReset, classReached
+			folded++
+		}
+	}
+	return out, folded
+}

@@ -61,6 +61,38 @@ var blockedWhat = map[string]string{
 	measurements.GroupQUIC:     "Private Relay cannot use QUIC",
 }
 
+// unreachableWhat says what an unreachable service means for the user.
+var unreachableWhat = map[string]string{
+	measurements.GroupPush:     "notifications cannot arrive",
+	measurements.GroupIdentity: "devices cannot register or look up contacts",
+	measurements.GroupCall:     "calls cannot connect",
+	measurements.GroupQUIC:     "Private Relay cannot connect",
+}
+
+// restrictedReason says why a service is closed by the network's policy,
+// naming the ports closed for every destination.
+func restrictedReason(service string, tjs []*targetJudgement) string {
+	var ports []string
+	for _, tj := range tjs {
+		for _, r := range tj.endpoints {
+			if r.v.Verdict == VerdictRestricted {
+				ports = append(ports, fmt.Sprintf("%s %d", strings.ToUpper(transportOfPort(r.v.Transport)), r.v.Port))
+			}
+		}
+	}
+	slices.Sort(ports)
+	ports = slices.Compact(ports)
+	return fmt.Sprintf("%s here: this network closes %s for every destination, not only toward Apple (its own policy, not a block aimed at Apple)", blockedWhat[service], strings.Join(ports, ", "))
+}
+
+// transportOfPort names the IP transport of a measured transport.
+func transportOfPort(kind string) string {
+	if kind == transportUDP || kind == transportQUIC {
+		return "udp"
+	}
+	return "tcp"
+}
+
 // blockedReason says why a service is blocked, for the user; methods are
 // the blocked targets' methods, most common first.
 func blockedReason(service string, methods []string) string {

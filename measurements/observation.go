@@ -67,6 +67,16 @@ type Observation struct {
 	// Control is true when the step is a control measurement: an encrypted
 	// DNS lookup or a TLS handshake with the control server name (SNI swap).
 	Control bool
+	// Confirmation is true for the steps of a run's confirmation pass:
+	// endpoints and names the first passes left suspect, measured again
+	// after a delay within the same run, so that a block is told from a
+	// moment's outage. Their Repeat follows the run's last repetition.
+	Confirmation bool
+	// PortCheck is true for a connect or datagram sent to a control host
+	// on a port a suspect endpoint failed on: it tells a port this network
+	// closes for every destination from one closed only toward Apple. It
+	// is not one of the control host's own endpoints.
+	PortCheck bool
 
 	Started  time.Time     // wall clock when the step began (UTC)
 	Duration time.Duration // how long the step took
@@ -222,6 +232,10 @@ type Target struct {
 	// STUNAnswers says the UDP endpoints are known to answer a STUN
 	// binding request, so their silence is evidence.
 	STUNAnswers bool
+	// Provider says only app providers' servers use the host (APNs's
+	// provider API), never devices: it is measured and reported, but a
+	// service's verdict about devices leaves it out.
+	Provider bool
 	// Line is the line of the catalog file where the target starts.
 	Line int
 }

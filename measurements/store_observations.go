@@ -28,7 +28,7 @@ func (s *Store) AddObservation(ctx context.Context, o *Observation) error {
 		}
 		started = sql.NullInt64{Int64: ns, Valid: true}
 	}
-	details, err := json.Marshal(observationDetails{DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN})
+	details, err := json.Marshal(observationDetails{DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN, Confirmation: o.Confirmation, PortCheck: o.PortCheck})
 	if err != nil {
 		return fmt.Errorf("measurements: encoding observation details: %w", err)
 	}
@@ -86,6 +86,7 @@ FROM observations WHERE run_id = ? ORDER BY id`, runID)
 			return nil, fmt.Errorf("observations of run %d: observation %d: decoding details: %w", runID, o.ID, err)
 		}
 		o.DNS, o.TCP, o.TLS, o.STUN = d.DNS, d.TCP, d.TLS, d.STUN
+		o.Confirmation, o.PortCheck = d.Confirmation, d.PortCheck
 		obs = append(obs, o)
 	}
 	if err := rows.Err(); err != nil {
@@ -107,6 +108,10 @@ type observationDetails struct {
 	TCP  *TCPDetails  `json:"tcp,omitempty"`
 	TLS  *TLSDetails  `json:"tls,omitempty"`
 	STUN *STUNDetails `json:"stun,omitempty"`
+	// Confirmation and PortCheck are the Observation's flags: kept with
+	// the details so that adding them needed no change of schema.
+	Confirmation bool `json:"confirmation,omitempty"`
+	PortCheck    bool `json:"port_check,omitempty"`
 }
 
 // The instants unix nanoseconds in an int64 can represent.

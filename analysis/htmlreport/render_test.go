@@ -145,8 +145,12 @@ func TestHeadline(t *testing.T) {
 			[3]string{"Cannot tell", "Cannot tell", "Cannot tell"}, "Measured once", "Low"},
 		{"identity outage is not blocking", func(t testing.TB) Input { return singleInput(t, "identity_outage") },
 			[3]string{"Yes, working", "Down, not blocked", "Down, not blocked"}, "Measured once", "Low"},
-		{"port 5223 blocked: degraded", func(t testing.TB) Input { return singleInput(t, "push_5223_rst") },
+		{"port 5223 blocked: degraded", func(t testing.TB) Input { return singleInput(t, "push_5223_drop") },
 			[3]string{"Partly blocked", "Partly blocked", "Partly blocked"}, "Measured once", "Medium"},
+		{"Apple silent everywhere: unreachable, not blocked", func(t testing.TB) Input { return singleInput(t, "apple_blackhole") },
+			[3]string{"Unreachable: a block or an outage", "Unreachable: a block or an outage", "Unreachable: a block or an outage"}, "Measured once", "Medium"},
+		{"a web-only firewall: FaceTime closed by the network", func(t testing.TB) Input { return singleInput(t, "web_only_firewall") },
+			[3]string{"Yes, working", "Yes, working", "Closed by this network"}, "Measured once", "Medium"},
 		{"blocked in every run: may have started earlier", func(t testing.TB) Input {
 			return historyInput(t, at, time.Hour, stretch{"push_sni_reset", 3})
 		}, [3]string{"Blocked", "Blocked", "Blocked"}, "Blocked in every run since the first, on 3 Nov 2025, 10:00 UTC; it may have started earlier.", "Medium"},

@@ -42,12 +42,14 @@ const (
 // markHeights encode the verdict by height as well as colour: the worse,
 // the taller.
 var markHeights = map[string]float64{
-	classOK:       8,
-	classDegraded: 16,
-	classUnknown:  16,
-	classFailed:   16,
-	classBlocked:  24,
-	classNone:     4,
+	classOK:          8,
+	classDegraded:    16,
+	classUnknown:     16,
+	classFailed:      16,
+	classRestricted:  16,
+	classUnreachable: 20,
+	classBlocked:     24,
+	classNone:        4,
 }
 
 type timeline struct {

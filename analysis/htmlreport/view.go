@@ -253,11 +253,13 @@ func appCard(question, name, app string, rep analysis.Report, h analysis.History
 	if decider != nil {
 		c.Sure, c.SureBars = words(confidenceWords, decider.Confidence.Level), confidenceBars(decider.Confidence.Level)
 		which := map[string]string{
-			classOK:       "its least certain service, " + decider.Title,
-			classBlocked:  decider.Title + ", which is blocked",
-			classDegraded: decider.Title + ", which is partly blocked",
-			classFailed:   decider.Title + ", which is down",
-			classUnknown:  decider.Title + ", which could not be judged",
+			classOK:          "its least certain service, " + decider.Title,
+			classBlocked:     decider.Title + ", which is blocked",
+			classDegraded:    decider.Title + ", which is partly blocked",
+			classFailed:      decider.Title + ", which is down",
+			classUnknown:     decider.Title + ", which could not be judged",
+			classUnreachable: decider.Title + ", which could not be reached",
+			classRestricted:  decider.Title + ", which this network closes for every destination",
 		}[c.Class]
 		c.SureWhy = "Rests on " + which + ": " + confidenceWhy(*decider, rep.Network)
 	}
@@ -372,6 +374,10 @@ func firstAnswer(class, since string) string {
 		return "Down, not blocked"
 	case classUnknown:
 		return "Cannot tell"
+	case classUnreachable:
+		return "Unreachable: a block or an outage" + suffix
+	case classRestricted:
+		return "Closed by this network" + suffix
 	}
 	return "Not measured"
 }

@@ -17,11 +17,16 @@ const (
 	classBlocked  = "blocked"
 	classFailed   = "failed"  // broken, not blocked: an outage
 	classUnknown  = "unknown" // inconclusive
-	classNone     = "none"    // not measured, or no run
+	// classUnreachable: silent in every pass while control hosts answer,
+	// a block or an outage; classRestricted: closed by the network's own
+	// policy for every destination.
+	classUnreachable = "unreachable"
+	classRestricted  = "restricted"
+	classNone        = "none" // not measured, or no run
 )
 
 // classes lists every class, least severe first: the order of the legend.
-var classes = []string{classOK, classDegraded, classUnknown, classFailed, classBlocked, classNone}
+var classes = []string{classOK, classDegraded, classRestricted, classUnknown, classFailed, classUnreachable, classBlocked, classNone}
 
 // serviceClass maps a service, target, DNS or endpoint verdict.
 func serviceClass(verdict string) string {
@@ -36,6 +41,10 @@ func serviceClass(verdict string) string {
 		return classFailed
 	case analysis.VerdictInconclusive:
 		return classUnknown
+	case analysis.VerdictUnreachable:
+		return classUnreachable
+	case analysis.VerdictRestricted:
+		return classRestricted
 	}
 	return classNone
 }
@@ -53,6 +62,10 @@ func appClass(verdict string) string {
 		return classFailed
 	case analysis.AppInconclusive:
 		return classUnknown
+	case analysis.AppUnreachable:
+		return classUnreachable
+	case analysis.AppRestricted:
+		return classRestricted
 	}
 	return classNone
 }
@@ -74,12 +87,14 @@ func networkClass(status string) string {
 
 // classWords names a class in the legend and in tooltips.
 var classWords = map[string]string{
-	classOK:       "working",
-	classDegraded: "partly blocked",
-	classBlocked:  "blocked",
-	classFailed:   "down (outage, not blocking)",
-	classUnknown:  "cannot tell",
-	classNone:     "not measured",
+	classOK:          "working",
+	classDegraded:    "partly blocked",
+	classBlocked:     "blocked",
+	classFailed:      "down (outage, not blocking)",
+	classUnknown:     "cannot tell",
+	classUnreachable: "unreachable (a block or an outage)",
+	classRestricted:  "closed by this network's policy",
+	classNone:        "not measured",
 }
 
 // networkWords names a network status.

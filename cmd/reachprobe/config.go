@@ -60,6 +60,7 @@ var configKeys = []configKey{
 	{"parallel", "parallel", kindCount},
 	{"repeat", "repeat", kindCount},
 	{"repeat_spacing", "repeat-spacing", kindDuration},
+	{"confirm_delay", "confirm-delay", kindDuration},
 	{"timeout", "timeout", kindDuration},
 	{"log_format", "log-format", kindLogFormat},
 	{"stun_server", "stun-server", kindHostPort},

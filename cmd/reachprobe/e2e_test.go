@@ -139,9 +139,14 @@ func startLoopbackLab(t *testing.T) *loopbackLab {
 	return l
 }
 
+// e2eConfirmDelay is the confirmation pass's pause in these tests: long
+// enough to be a pause, short enough to keep the tests quick.
+const e2eConfirmDelay = 300 * time.Millisecond
+
 func (l *loopbackLab) runArgs(db string, extra ...string) []string {
 	return append([]string{"run", "--db", db, "--targets", l.catalog, "--ca-file", l.caFile,
-		"--control-doh", l.doh, "--resolv-conf", l.resolvConf, "--stun-server", l.stun}, extra...)
+		"--control-doh", l.doh, "--resolv-conf", l.resolvConf, "--stun-server", l.stun,
+		"--confirm-delay", e2eConfirmDelay.String()}, extra...)
 }
 
 // find returns the observations of target and step matching keep.
@@ -255,6 +260,23 @@ func TestEndToEndRun(t *testing.T) {
 	check("blackhole tcp", find(obs, "blackhole", measurements.StepTCP, nil), func(o *measurements.Observation) bool {
 		return o.Failure == "generic_timeout_error" && o.Operation == "connect"
 	}, "a connect timeout")
+	// The silent STUN server, which the catalog says answers, is suspect
+	// after the first pass: the confirmation pass measures it again.
+	again := find(obs, "silent", measurements.StepUDP, func(o *measurements.Observation) bool { return o.Confirmation })
+	if len(again) == 0 {
+		t.Errorf("silent stun: not measured again in the confirmation pass")
+	}
+	for _, o := range again {
+		if o.Repeat != 1 || o.Started.Sub(run.Started) < e2eConfirmDelay {
+			t.Errorf("silent stun: confirmation step at repetition %d, %s after the start; want repetition 1 after the pause", o.Repeat, o.Started.Sub(run.Started))
+		}
+	}
+	if !strings.Contains(stderr.String(), "confirming ") {
+		t.Errorf("progress does not say what it confirms:\n%s", stderr.String())
+	}
+	if got := find(obs, "nxdomain", measurements.StepTCP, func(o *measurements.Observation) bool { return o.Confirmation }); len(got) != 0 {
+		t.Errorf("nxdomain: %d connects in the confirmation pass to a name that has no address", len(got))
+	}
 	if got := find(obs, "blackhole", measurements.StepTLS, nil); len(got) != 0 {
 		t.Errorf("blackhole: %d TLS observations after a failed connect, want none", len(got))
 	}

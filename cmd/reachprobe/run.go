@@ -44,6 +44,7 @@ type runOptions struct {
 	parallel       int
 	repeat         int
 	repeatSpacing  time.Duration
+	confirmDelay   time.Duration
 	timeout        time.Duration
 	verbose        bool
 	quiet          bool
@@ -67,6 +68,7 @@ func newRunFlagSet(env *environ, name, args, about string, o *runOptions) *flag.
 	fs.IntVar(&o.parallel, "parallel", runner.DefaultParallel, "measurements in flight at once")
 	fs.IntVar(&o.repeat, "repeat", 1, "measure every target `N` times")
 	fs.DurationVar(&o.repeatSpacing, "repeat-spacing", runner.DefaultRepeatSpacing, "pause between repetitions (censors' residual blocks last 60-180s)")
+	fs.DurationVar(&o.confirmDelay, "confirm-delay", runner.DefaultConfirmDelay, "pause before measuring again what looks blocked, so a moment's outage is not called a block; 0 skips the confirmation pass (the run then claims less)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "deadline for the whole run (default 2m per repetition plus the spacing)")
 	fs.Var(&o.logFormat, "log-format", "`FORMAT` of what is written to standard error: text, or json (one object per line and event)")
 	fs.StringVar(&o.stunServer, "stun-server", defaultSTUNServer, "STUN server (`HOST:PORT`, the name resolved with the system resolver) that tells the probe's public address during the run, to look up its network (AS, country); the address itself is never stored")
@@ -94,8 +96,8 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	}
 	log := newEventLog(env.stderr, o.logFormat)
 	env.events = log
-	if o.parallel < 1 || o.repeat < 1 || o.repeatSpacing < 0 || o.timeout < 0 || o.wait < 0 {
-		return usageError{errors.New("run: --parallel and --repeat must be at least 1, --repeat-spacing, --timeout and --wait not negative")}
+	if o.parallel < 1 || o.repeat < 1 || o.repeatSpacing < 0 || o.confirmDelay < 0 || o.timeout < 0 || o.wait < 0 {
+		return usageError{errors.New("run: --parallel and --repeat must be at least 1, --repeat-spacing, --confirm-delay, --timeout and --wait not negative")}
 	}
 
 	cat, err := loadCatalog(o.targets)
@@ -150,6 +152,9 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	timeout := o.timeout
 	if timeout == 0 {
 		timeout = time.Duration(o.repeat)*repetitionBudget + time.Duration(o.repeat-1)*o.repeatSpacing
+		if o.confirmDelay > 0 {
+			timeout += o.confirmDelay + repetitionBudget
+		}
 	}
 	runCtx, cancel := context.WithTimeout(sigCtx, timeout)
 	defer cancel()
@@ -173,6 +178,18 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		Catalog: cat, Resolver: resolver, DoHURLs: doh, RootCAs: roots,
 		Parallel: o.parallel, Repeat: o.repeat, RepeatSpacing: spacing,
 		Recorder: store, RunID: runID, Progress: func(p runner.Progress) { tally.add(p.Last); prog.update(p) },
+	}
+	if o.confirmDelay > 0 {
+		r.ConfirmDelay = o.confirmDelay
+		r.Confirm = func(ctx context.Context) (runner.ConfirmPlan, error) {
+			return planConfirmation(ctx, store, runID, cat)
+		}
+		r.Confirming = func(plan runner.ConfirmPlan, delay time.Duration) {
+			n := len(plan.Endpoints) + len(plan.Names)
+			log.event("confirming", "run_id", runID, "endpoints", len(plan.Endpoints), "names", len(plan.Names),
+				"port_checks", len(plan.PortChecks), "delay", delay.String())
+			prog.note(fmt.Sprintf("confirming %d endpoints and names in %s", n, delay))
+		}
 	}
 	summary, runErr := r.Run(runCtx)
 	prog.done()
@@ -310,6 +327,21 @@ func (p *progressPrinter) update(pr runner.Progress) {
 		return
 	}
 	fmt.Fprintf(p.env.stderr, "measuring: repetition %d, targets %d/%d done, %d observations\n", pr.Repeat+1, pr.TargetsDone, pr.Targets, pr.Observations)
+}
+
+// note prints a line of its own (a phase of the run), above the status
+// line on a terminal.
+func (p *progressPrinter) note(msg string) {
+	if !p.show {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.line {
+		fmt.Fprint(p.env.stderr, "\r\033[K")
+		p.line = false
+	}
+	fmt.Fprintln(p.env.stderr, msg)
 }
 
 func (p *progressPrinter) done() {

@@ -48,6 +48,8 @@ var csvColumns = []csvColumn{
 	{"port", func(r csvRow) string { return intOrEmpty(r.o.Port) }},
 	{"control", func(r csvRow) string { return strconv.FormatBool(r.o.Control) }},
 	{"repeat", func(r csvRow) string { return strconv.Itoa(r.o.Repeat) }},
+	{"confirmation", func(r csvRow) string { return strconv.FormatBool(r.o.Confirmation) }},
+	{"port_check", func(r csvRow) string { return strconv.FormatBool(r.o.PortCheck) }},
 	{"started_utc", func(r csvRow) string { return csvTimeOf(r.o.Started) }},
 	{"duration_ms", func(r csvRow) string {
 		return strconv.FormatFloat(float64(r.o.Duration)/float64(time.Millisecond), 'f', 3, 64)

@@ -42,25 +42,29 @@ type jsonRunInfo struct {
 // present, matching step. Byte strings (certificates, raw DNS responses,
 // STUN transaction IDs) are base64.
 type jsonObservation struct {
-	ID         int64                     `json:"id"`
-	Step       measurements.Step         `json:"step"`
-	Group      string                    `json:"group"`
-	Target     string                    `json:"target"`
-	Host       string                    `json:"host"`
-	Address    string                    `json:"address"`
-	Port       int                       `json:"port"`
-	Transport  string                    `json:"transport"`
-	Repeat     int                       `json:"repeat"`
-	Control    bool                      `json:"control"`
-	Started    *time.Time                `json:"started"`
-	DurationMS float64                   `json:"duration_ms"`
-	Failure    string                    `json:"failure"`
-	Operation  string                    `json:"operation"`
-	Skipped    string                    `json:"skipped"`
-	DNS        *measurements.DNSDetails  `json:"dns,omitempty"`
-	TCP        *measurements.TCPDetails  `json:"tcp,omitempty"`
-	TLS        *measurements.TLSDetails  `json:"tls,omitempty"`
-	STUN       *measurements.STUNDetails `json:"stun,omitempty"`
+	ID        int64             `json:"id"`
+	Step      measurements.Step `json:"step"`
+	Group     string            `json:"group"`
+	Target    string            `json:"target"`
+	Host      string            `json:"host"`
+	Address   string            `json:"address"`
+	Port      int               `json:"port"`
+	Transport string            `json:"transport"`
+	Repeat    int               `json:"repeat"`
+	Control   bool              `json:"control"`
+	// Confirmation and PortCheck: a step of the run's confirmation pass,
+	// and a connect to a control host on a suspect port.
+	Confirmation bool                      `json:"confirmation,omitempty"`
+	PortCheck    bool                      `json:"port_check,omitempty"`
+	Started      *time.Time                `json:"started"`
+	DurationMS   float64                   `json:"duration_ms"`
+	Failure      string                    `json:"failure"`
+	Operation    string                    `json:"operation"`
+	Skipped      string                    `json:"skipped"`
+	DNS          *measurements.DNSDetails  `json:"dns,omitempty"`
+	TCP          *measurements.TCPDetails  `json:"tcp,omitempty"`
+	TLS          *measurements.TLSDetails  `json:"tls,omitempty"`
+	STUN         *measurements.STUNDetails `json:"stun,omitempty"`
 }
 
 // WriteJSON writes one JSON document: the format's name and version, every
@@ -121,7 +125,7 @@ func newJSONRun(r *Run) jsonRun {
 		o := &r.Observations[i]
 		out.Observations[i] = jsonObservation{
 			ID: o.ID, Step: o.Step, Group: o.Group, Target: o.Target, Host: o.Host, Address: o.Address,
-			Port: o.Port, Transport: o.Transport, Repeat: o.Repeat, Control: o.Control, Started: timeOrNil(o.Started),
+			Port: o.Port, Transport: o.Transport, Repeat: o.Repeat, Control: o.Control, Confirmation: o.Confirmation, PortCheck: o.PortCheck, Started: timeOrNil(o.Started),
 			DurationMS: float64(o.Duration) / float64(time.Millisecond), Failure: o.Failure, Operation: o.Operation,
 			Skipped: o.Skipped, DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN,
 		}

@@ -21,8 +21,11 @@
 // (required), ports (required), transports (tcp, tls, quic, udp; required),
 // server_name (default: host), control_server_name (the SNI swap's name;
 // default DefaultControlServerName), alpn, networks (CIDR prefixes),
-// stun_answers (true or false; default false). An error names the file, the
-// line and the key.
+// stun_answers (true or false; default false), audience (device, the
+// default, or provider: a host only app providers' servers use, such as
+// APNs's provider API, measured and reported but never part of what a
+// service's verdict says about devices). An error names the file, the line
+// and the key.
 //
 // The default catalog is embedded in the binary (default.catalog). This
 // package does not measure anything.
@@ -235,8 +238,17 @@ func setKey(t *measurements.Target, key, value string) error {
 			return fmt.Errorf("%q is not true or false", value)
 		}
 		t.STUNAnswers = b
+	case "audience":
+		switch value {
+		case "device":
+			t.Provider = false
+		case "provider":
+			t.Provider = true
+		default:
+			return fmt.Errorf("%q is not device or provider", value)
+		}
 	default:
-		return fmt.Errorf("unknown key (want group, host, ports, transports, server_name, control_server_name, alpn, networks, stun_answers)")
+		return fmt.Errorf("unknown key (want group, host, ports, transports, server_name, control_server_name, alpn, networks, stun_answers, audience)")
 	}
 	return nil
 }

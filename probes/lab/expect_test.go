@@ -17,12 +17,16 @@ const (
 	verdictBlocked      = "blocked"
 	verdictFailed       = "failed"
 	verdictInconclusive = "inconclusive"
+	verdictUnreachable  = "unreachable"
+	verdictRestricted   = "restricted"
 
 	appWorking      = "working"
 	appDegraded     = "degraded"
 	appBlocked      = "blocked"
 	appDown         = "down"
 	appInconclusive = "inconclusive"
+	appUnreachable  = "unreachable"
+	appRestricted   = "restricted"
 
 	networkOK             = "ok"
 	networkUnstable       = "unstable"
@@ -232,4 +236,31 @@ func (rep *report) summary() string {
 		parts = append(parts, a.App+" "+a.Verdict)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// blockedAnywhere lists every blocked or degraded verdict of rep: apps,
+// services, DNS names and endpoints.
+func (rep *report) blockedAnywhere() []string {
+	var out []string
+	for _, a := range rep.Apps {
+		if a.Verdict == appBlocked || a.Verdict == appDegraded {
+			out = append(out, fmt.Sprintf("app %s %s (%s)", a.App, a.Verdict, a.Reason))
+		}
+	}
+	for _, s := range rep.Services {
+		if s.Verdict == verdictBlocked || s.Verdict == verdictDegraded {
+			out = append(out, fmt.Sprintf("service %s %s %v (%s)", s.Service, s.Verdict, s.Methods, s.Reason))
+		}
+	}
+	for _, d := range rep.DNS {
+		if d.Verdict == verdictBlocked {
+			out = append(out, fmt.Sprintf("DNS of %s blocked (%s)", d.Host, d.Method))
+		}
+	}
+	for _, e := range rep.Endpoints {
+		if e.Verdict == verdictBlocked {
+			out = append(out, fmt.Sprintf("endpoint %s %s:%d/%s blocked (%s)", e.Target, e.Address, e.Port, e.Transport, e.Method))
+		}
+	}
+	return out
 }

@@ -25,6 +25,11 @@ import (
 // run at once, so twice that is ample.
 const repetitionDeadline = 60 * time.Second
 
+// labConfirmDelay is the probe's --confirm-delay in the lab: shorter than
+// the default to keep the lab quick, longer than the flaps its honest
+// scenarios stage (flapDuration).
+const labConfirmDelay = 4 * time.Second
+
 // commandGrace is what the test adds to the probe's own deadline before
 // it kills a probe that ignores it.
 const commandGrace = 30 * time.Second
@@ -75,7 +80,7 @@ func (l *lab) runProbe(repeat int) *probeRun {
 func (l *lab) runProbeCatalog(repeat int, path string) *probeRun {
 	l.t.Helper()
 	r := &probeRun{db: filepath.Join(l.t.TempDir(), "reachprobe.db")}
-	timeout := time.Duration(repeat) * repetitionDeadline
+	timeout := time.Duration(repeat)*repetitionDeadline + labConfirmDelay + repetitionDeadline
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+commandGrace)
 	defer cancel()
 	args := []string{"netns", "exec", l.client, probeBinary, "run"}
@@ -88,6 +93,7 @@ func (l *lab) runProbeCatalog(repeat int, path string) *probeRun {
 		"--db", r.db,
 		"--repeat", strconv.Itoa(repeat),
 		"--repeat-spacing", "0s",
+		"--confirm-delay", labConfirmDelay.String(),
 		"--timeout", timeout.String(),
 		"-v",
 	)

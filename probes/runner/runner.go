@@ -51,6 +51,14 @@ const DefaultParallel = 64
 // those keeps one try from deciding the next.
 const DefaultRepeatSpacing = 180 * time.Second
 
+// DefaultConfirmDelay is the pause before the confirmation pass re-measures
+// what the first passes left suspect. A peering flap, a routing change or
+// a burst of congestion on the path to Apple typically lasts seconds; half
+// a minute outlasts them without making a run that found something much
+// longer. A censor's residual block (60-180 s) may still hold then, which
+// analysis reads as the same block.
+const DefaultConfirmDelay = 30 * time.Second
+
 // Recorder stores observations as they complete. It must be safe for
 // concurrent use.
 type Recorder interface {
@@ -85,6 +93,17 @@ type Runner struct {
 	// HasRoute reports whether the host can send to addr; nil means a
 	// route lookup by the kernel (a UDP connect, which sends nothing).
 	HasRoute func(addr netip.Addr) bool
+	// Confirm, when set, is called once every repetition is done and
+	// returns what to measure again in the confirmation pass (usually the
+	// analysis's candidates, judged from what was recorded). An empty plan
+	// ends the run at once: a clean run pays nothing for it.
+	Confirm func(ctx context.Context) (ConfirmPlan, error)
+	// ConfirmDelay is the pause before the confirmation pass; 0 means
+	// DefaultConfirmDelay, a negative value no pause (tests).
+	ConfirmDelay time.Duration
+	// Confirming, when set, is told what the confirmation pass will
+	// measure and after how long, before the pause.
+	Confirming func(plan ConfirmPlan, delay time.Duration)
 }
 
 // Progress reports a run's advance.
@@ -131,6 +150,11 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 			break
 		}
 		s.measureAll(ctx, i)
+	}
+	if r.Confirm != nil && ctx.Err() == nil {
+		if err := s.confirm(ctx, repeat); err != nil {
+			return s.summary, err
+		}
 	}
 	if cause := context.Cause(ctx); errors.Is(cause, ErrRecord) {
 		return s.summary, cause
@@ -184,11 +208,7 @@ func (s *state) measureTarget(ctx context.Context, t *measurements.Target, repea
 	if !s.acquire(ctx) {
 		return
 	}
-	resolver := s.r.Resolver
-	if resolver == nil {
-		resolver = &dnsprobe.Resolver{}
-	}
-	dnsObs := resolver.LookupAll(ctx, t.Host, s.r.DoHURLs)
+	dnsObs := s.resolver().LookupAll(ctx, t.Host, s.r.DoHURLs)
 	s.release()
 	for _, o := range dnsObs {
 		s.record(ctx, t, repeat, o)
@@ -215,32 +235,53 @@ func (s *state) measureTarget(ctx context.Context, t *measurements.Target, repea
 	wg.Wait()
 }
 
+// resolver is the Runner's resolver, or one with the system and DoH
+// engines only.
+func (s *state) resolver() *dnsprobe.Resolver {
+	if s.r.Resolver != nil {
+		return s.r.Resolver
+	}
+	return &dnsprobe.Resolver{}
+}
+
 // measureEndpoint runs every step the target asks for on one address and
 // port, in the order the package documentation gives.
 func (s *state) measureEndpoint(ctx context.Context, t *measurements.Target, repeat int, ap netip.AddrPort) {
+	s.measureEndpointAs(ctx, t, repeat, ap, nil)
+}
+
+// measureEndpointAs is measureEndpoint with mark, when set, applied to
+// every observation before it is recorded.
+func (s *state) measureEndpointAs(ctx context.Context, t *measurements.Target, repeat int, ap netip.AddrPort, mark func(*measurements.Observation)) {
+	rec := func(o *measurements.Observation) {
+		if o != nil && mark != nil {
+			mark(o)
+		}
+		s.record(ctx, t, repeat, o)
+	}
 	if t.Has("tcp") || t.Has("tls") {
 		conn, o := tlsprobe.Connect(ctx, ap)
-		s.record(ctx, t, repeat, o)
+		rec(o)
 		if conn != nil && t.Has("tls") && t.ControlServerName != t.ServerName {
 			cfg := tlsprobe.Config{ServerName: t.ControlServerName, ALPN: t.ALPN, RootCAs: s.r.RootCAs}
 			c := tlsprobe.Handshake(ctx, conn, ap, cfg)
 			c.Control = true
-			s.record(ctx, t, repeat, c)
+			rec(c)
 		}
 		if conn != nil {
 			conn.Close()
 		}
 		if conn != nil && t.Has("tls") {
 			cfg := tlsprobe.Config{ServerName: t.ServerName, ALPN: t.ALPN, RootCAs: s.r.RootCAs}
-			s.record(ctx, t, repeat, tlsprobe.DialHandshake(ctx, ap, cfg))
+			rec(tlsprobe.DialHandshake(ctx, ap, cfg))
 		}
 	}
 	if t.Has("quic") {
 		cfg := quicprobe.Config{ServerName: t.ServerName, ALPN: t.ALPN, RootCAs: s.r.RootCAs}
-		s.record(ctx, t, repeat, quicprobe.Handshake(ctx, ap, cfg))
+		rec(quicprobe.Handshake(ctx, ap, cfg))
 	}
 	if t.Has("udp") {
-		s.record(ctx, t, repeat, stunprobe.Binding(ctx, ap, t.STUNAnswers))
+		rec(stunprobe.Binding(ctx, ap, t.STUNAnswers))
 	}
 }
 

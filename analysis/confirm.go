@@ -1,0 +1,163 @@
+package analysis
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/reachprobe/reachprobe/measurements"
+)
+
+// Confirmation is what a run should measure again, after a delay, before
+// anything it saw is called blocked: every endpoint and name whose
+// judgement rests on a pattern (a candidate method, or a suspected one),
+// and for ports suspected of being filtered, the same port toward control
+// hosts. It comes from the analysis's own judgement of what the run has
+// recorded so far, so the runner holds no rule of its own.
+type Confirmation struct {
+	Endpoints  []ConfirmEndpoint `json:"endpoints"`
+	Names      []string          `json:"names"`
+	PortChecks []PortCheck       `json:"port_checks"`
+}
+
+// ConfirmEndpoint is one endpoint to measure again, with the pattern that
+// makes it suspect, or "reference" for an endpoint measured again because
+// a suspect's verdict leans on it: a pattern holds only next to its
+// control, in the same pass.
+type ConfirmEndpoint struct {
+	Target  string `json:"target"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	Method  string `json:"method"`
+}
+
+// methodReference marks a reference endpoint in a Confirmation.
+const methodReference = "reference"
+
+// PortCheck asks for a connect ("tcp") to a control host's address on a
+// port an endpoint of Apple's failed on.
+type PortCheck struct {
+	Target    string `json:"target"`
+	Address   string `json:"address"`
+	Port      int    `json:"port"`
+	Transport string `json:"transport"`
+}
+
+// Empty reports whether nothing needs confirming.
+func (c Confirmation) Empty() bool {
+	return len(c.Endpoints) == 0 && len(c.Names) == 0 && len(c.PortChecks) == 0
+}
+
+// portCheckHosts is how many control addresses a suspect port is tried
+// toward: two, so that one control host's own filtering does not decide.
+const portCheckHosts = 2
+
+// Candidates returns what the run in should measure again to confirm what
+// it saw. A run whose every endpoint and name is fine gets an empty
+// Confirmation, so a clean run needs no second pass.
+func Candidates(in Input) Confirmation {
+	a := analyze(in)
+	c := Confirmation{Endpoints: []ConfirmEndpoint{}, Names: a.suspectN, PortChecks: []PortCheck{}}
+	if c.Names == nil {
+		c.Names = []string{}
+	}
+	if len(suspectEndpoints(a)) == 0 && len(c.Names) == 0 {
+		return Confirmation{Endpoints: []ConfirmEndpoint{}, Names: []string{}, PortChecks: []PortCheck{}}
+	}
+	if a.report.Network.Status == NetworkNoConnectivity {
+		// Nothing answered at all: there is no pattern to confirm.
+		return Confirmation{Endpoints: []ConfirmEndpoint{}, Names: []string{}, PortChecks: []PortCheck{}}
+	}
+	ports := map[portKey]string{} // suspect TCP ports, by family
+	suspect := map[endpointKey]string{}
+	addrs := map[netip.Addr]bool{} // addresses of suspects
+	appleTCP := map[string]bool{}  // families needing a TCP reference into Apple's networks
+	for _, r := range a.judged {
+		if r.v.Group == measurements.GroupControl || !r.counted {
+			continue
+		}
+		method := r.candidate
+		if method == "" {
+			method = r.v.Suspected
+		}
+		if method == "" {
+			continue
+		}
+		suspect[r.e.key] = method
+		addrs[r.e.addr] = true
+		if r.e.key.kind == transportQUIC || r.e.key.kind == transportUDP {
+			appleTCP[r.family] = true
+		}
+		if method == MethodPortFiltering && (r.e.key.kind == transportTCP || r.e.key.kind == transportTLS) {
+			ports[portKey{port: r.v.Port, kind: r.family}] = r.family
+		}
+	}
+	// The suspects, then their references: every other endpoint at a
+	// suspect's address (another port, another protocol), the control
+	// hosts, and for UDP suspects one TCP endpoint into Apple's networks
+	// per family. A burst of loss in the confirmation pass then fails the
+	// references too, and the pattern does not hold next to its control.
+	for _, k := range a.ix.endpointIDs {
+		e := a.ix.endpoints[k]
+		if len(e.attempts) == 0 {
+			continue
+		}
+		method, ok := suspect[k]
+		fam := family(e.addr)
+		switch {
+		case ok:
+		case addrs[e.addr] || e.target.Group == measurements.GroupControl:
+			method = methodReference
+		case appleTCP[fam] && (k.kind == transportTCP || k.kind == transportTLS) && len(e.target.Networks) > 0:
+			method = methodReference
+			delete(appleTCP, fam)
+		default:
+			continue
+		}
+		c.Endpoints = append(c.Endpoints, ConfirmEndpoint{Target: k.target, Address: k.address, Port: k.port, Method: method})
+	}
+	for k, fam := range ports {
+		c.PortChecks = append(c.PortChecks, controlPortChecks(a.ix, k.port, fam)...)
+	}
+	sortPortChecks(c.PortChecks)
+	return c
+}
+
+// controlPortChecks picks up to portCheckHosts distinct control addresses
+// of family fam that were connected to over TCP, to try on port.
+func controlPortChecks(ix *index, port int, fam string) []PortCheck {
+	var out []PortCheck
+	seen := map[netip.Addr]bool{}
+	for _, k := range ix.endpointIDs {
+		e := ix.endpoints[k]
+		if e.target.Group != measurements.GroupControl || (k.kind != transportTCP && k.kind != transportTLS) ||
+			family(e.addr) != fam || seen[e.addr] || len(e.attempts) == 0 || k.port == port {
+			continue
+		}
+		seen[e.addr] = true
+		out = append(out, PortCheck{Target: e.target.Name, Address: k.address, Port: port, Transport: transportTCP})
+		if len(out) == portCheckHosts {
+			break
+		}
+	}
+	return out
+}
+
+func sortPortChecks(pcs []PortCheck) {
+	slices.SortFunc(pcs, func(a, b PortCheck) int {
+		return cmp.Or(cmp.Compare(a.Port, b.Port), strings.Compare(a.Address, b.Address))
+	})
+}
+
+// suspectEndpoints returns the endpoints whose judgement rests on a
+// pattern: a candidate method, or a suspected one.
+func suspectEndpoints(a *judgement) []*judged {
+	var out []*judged
+	for _, r := range a.judged {
+		if r.v.Group != measurements.GroupControl && r.counted && (r.candidate != "" || r.v.Suspected != "") {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/reachprobe/reachprobe/analysis"
+	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/runner"
+)
+
+// planConfirmation asks the analysis, from what run runID has stored so
+// far, what the confirmation pass should measure again.
+func planConfirmation(ctx context.Context, store *measurements.Store, runID int64, cat measurements.Catalog) (runner.ConfirmPlan, error) {
+	run, err := store.Run(ctx, runID)
+	if err != nil {
+		return runner.ConfirmPlan{}, err
+	}
+	obs, err := store.Observations(ctx, runID)
+	if err != nil {
+		return runner.ConfirmPlan{}, err
+	}
+	c := analysis.Candidates(analysis.Input{Run: run, Targets: cat.Targets, Observations: obs})
+	var plan runner.ConfirmPlan
+	plan.Names = c.Names
+	for _, e := range c.Endpoints {
+		if a, err := netip.ParseAddr(e.Address); err == nil {
+			plan.Endpoints = append(plan.Endpoints, runner.ConfirmEndpoint{Target: e.Target, Address: a, Port: e.Port})
+		}
+	}
+	for _, pc := range c.PortChecks {
+		if a, err := netip.ParseAddr(pc.Address); err == nil {
+			plan.PortChecks = append(plan.PortChecks, runner.PortCheck{Target: pc.Target, Address: a, Port: pc.Port, Transport: pc.Transport})
+		}
+	}
+	return plan, nil
+}

@@ -1,0 +1,167 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/stunprobe"
+	"github.com/reachprobe/reachprobe/probes/tlsprobe"
+)
+
+// ConfirmPlan is what the confirmation pass measures again. The runner does
+// not choose it: the caller's Confirm function does, from the analysis of
+// what the first passes recorded.
+type ConfirmPlan struct {
+	// Endpoints are (target, address, port) triples whose every step is
+	// repeated as in the first pass.
+	Endpoints []ConfirmEndpoint
+	// Names are targets whose DNS lookups are repeated.
+	Names []string
+	// PortChecks are connects (TCP) or STUN requests (UDP) to a control
+	// host's address on a port an endpoint of Apple's failed on.
+	PortChecks []PortCheck
+}
+
+// ConfirmEndpoint is one endpoint to measure again.
+type ConfirmEndpoint struct {
+	Target  string
+	Address netip.Addr
+	Port    int
+}
+
+// PortCheck is one probe of a port toward a control host.
+type PortCheck struct {
+	// Target is the control target whose address is used.
+	Target  string
+	Address netip.Addr
+	Port    int
+	// Transport is "tcp" (a connect) or "udp" (a STUN binding request).
+	Transport string
+}
+
+// Empty reports whether the plan measures nothing.
+func (p ConfirmPlan) Empty() bool {
+	return len(p.Endpoints) == 0 && len(p.Names) == 0 && len(p.PortChecks) == 0
+}
+
+// maxConfirmSteps bounds the confirmation pass whatever the plan says: the
+// plan comes from what the network answered, and the network must never
+// choose how many hosts the probe contacts. The default catalog has about
+// sixty endpoints; twice that leaves room for port checks.
+const maxConfirmSteps = 128
+
+// confirm runs the confirmation pass as repetition number repeat.
+func (s *state) confirm(ctx context.Context, repeat int) error {
+	plan, err := s.r.Confirm(ctx)
+	if err != nil {
+		return fmt.Errorf("planning the confirmation pass: %w", err)
+	}
+	plan = s.bound(plan)
+	if plan.Empty() {
+		return nil
+	}
+	delay := s.r.ConfirmDelay
+	if delay == 0 {
+		delay = DefaultConfirmDelay
+	}
+	if s.r.Confirming != nil {
+		s.r.Confirming(plan, max(delay, 0))
+	}
+	if delay > 0 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+	}
+	var wg sync.WaitGroup
+	for _, name := range plan.Names {
+		t := s.target(name)
+		wg.Go(func() {
+			if !s.acquire(ctx) {
+				return
+			}
+			obs := s.resolver().LookupAll(ctx, t.Host, s.r.DoHURLs)
+			s.release()
+			for _, o := range obs {
+				o.Confirmation = true
+				s.record(ctx, t, repeat, o)
+			}
+		})
+	}
+	for _, e := range plan.Endpoints {
+		t := s.target(e.Target)
+		ap := netip.AddrPortFrom(e.Address, uint16(e.Port))
+		wg.Go(func() {
+			if !s.acquire(ctx) {
+				return
+			}
+			defer s.release()
+			s.measureEndpointAs(ctx, t, repeat, ap, func(o *measurements.Observation) { o.Confirmation = true })
+		})
+	}
+	for _, pc := range plan.PortChecks {
+		t := s.target(pc.Target)
+		ap := netip.AddrPortFrom(pc.Address, uint16(pc.Port))
+		wg.Go(func() {
+			if !s.acquire(ctx) {
+				return
+			}
+			defer s.release()
+			var o *measurements.Observation
+			if pc.Transport == "udp" {
+				o = stunprobe.Binding(ctx, ap, true)
+			} else {
+				conn, c := tlsprobe.Connect(ctx, ap)
+				if conn != nil {
+					conn.Close()
+				}
+				o = c
+			}
+			o.Confirmation, o.PortCheck, o.Control = true, true, true
+			s.record(ctx, t, repeat, o)
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// bound drops the parts of plan that name no target of the catalog and
+// cuts it to maxConfirmSteps.
+func (s *state) bound(plan ConfirmPlan) ConfirmPlan {
+	var out ConfirmPlan
+	n := 0
+	for _, name := range plan.Names {
+		if s.target(name) != nil && n < maxConfirmSteps {
+			out.Names = append(out.Names, name)
+			n++
+		}
+	}
+	for _, e := range plan.Endpoints {
+		if s.target(e.Target) != nil && e.Address.IsValid() && e.Port > 0 && e.Port < 65536 && n < maxConfirmSteps {
+			out.Endpoints = append(out.Endpoints, e)
+			n++
+		}
+	}
+	for _, pc := range plan.PortChecks {
+		if s.target(pc.Target) != nil && pc.Address.IsValid() && pc.Port > 0 && pc.Port < 65536 && n < maxConfirmSteps {
+			out.PortChecks = append(out.PortChecks, pc)
+			n++
+		}
+	}
+	return out
+}
+
+// target returns the catalog target named name, or nil.
+func (s *state) target(name string) *measurements.Target {
+	for i := range s.r.Catalog.Targets {
+		if s.r.Catalog.Targets[i].Name == name {
+			return &s.r.Catalog.Targets[i]
+		}
+	}
+	return nil
+}

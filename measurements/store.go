@@ -6,7 +6,8 @@ package measurements
 // modernc.org/sqlite (pure Go, no cgo). Every observation is committed as
 // soon as it is made, so a crash or kill -9 loses at most the steps in
 // flight; the run it belonged to stays "running" until the next Open's
-// caller marks it interrupted (MarkUnfinishedRuns).
+// caller marks it interrupted (MarkUnfinishedRuns). Until then, readers
+// told that no writer is active (ReadOptions) show it as interrupted.
 //
 // Open never writes to a file it has not vetted: it checks the SQLite
 // header and reachprobe's mark with plain file reads (Inspect, see

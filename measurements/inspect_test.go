@@ -441,3 +441,45 @@ func TestReaderSeesKilledRun(t *testing.T) {
 		t.Errorf("stored run = %+v, %v; want still running", got, err)
 	}
 }
+
+// FuzzInspect: whatever the file holds, Inspect does not panic, changes
+// nothing and creates nothing beside it, and accepts a non-empty file
+// only when it carries the mark or reachprobe's schema.
+func FuzzInspect(f *testing.F) {
+	_, valid := writeRealDB(f, f.TempDir())
+	f.Add([]byte{})
+	f.Add([]byte(sqliteMagic))
+	f.Add(valid[:headerSize])
+	f.Add(valid)
+	unmarked := bytes.Clone(valid)
+	binary.BigEndian.PutUint32(unmarked[headerApplicationID:], 0)
+	f.Add(unmarked)
+	f.Fuzz(func(t *testing.T, content []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "fuzz.db")
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		kind, err := Inspect(t.Context(), path)
+		sameDir(t, dir, map[string][]byte{"fuzz.db": content})
+		if err != nil {
+			return
+		}
+		switch {
+		case len(content) == 0:
+			if kind != FileNew {
+				t.Errorf("empty file: kind %v, want FileNew", kind)
+			}
+		case kind == FileOurs:
+			if binary.BigEndian.Uint32(content[headerApplicationID:]) != ApplicationID {
+				t.Error("FileOurs without the mark")
+			}
+		case kind == FileUnmarked:
+			if binary.BigEndian.Uint32(content[headerApplicationID:]) != 0 {
+				t.Error("FileUnmarked with an application_id")
+			}
+		default:
+			t.Errorf("non-empty file: kind %v", kind)
+		}
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/reachprobe/reachprobe/measurements"
 )
 
 // textTime is how text reports print times: UTC, to the second.
@@ -11,26 +13,29 @@ const textTime = "2006-01-02 15:04:05 UTC"
 
 // WriteText writes the report for people: a line per app and per service,
 // then the evidence for every DNS name and endpoint that is not ok. The
-// output depends only on the report (it is sorted already).
+// output depends only on the report (it is sorted already). Every string
+// that comes from stored data goes through measurements.TerminalText: the
+// network chose some of it.
 func (r Report) WriteText(w io.Writer) error {
+	t := measurements.TerminalText
 	var b strings.Builder
 	tries := "1 try"
 	if r.Repeats != 1 {
 		tries = fmt.Sprintf("%d tries", r.Repeats)
 	}
-	fmt.Fprintf(&b, "Run %d, started %s (%s", r.RunID, r.RunStarted.UTC().Format(textTime), orUnknown(r.RunStatus))
+	fmt.Fprintf(&b, "Run %d, started %s (%s", r.RunID, r.RunStarted.UTC().Format(textTime), t(orUnknown(r.RunStatus)))
 	if r.Catalog != "" {
-		fmt.Fprintf(&b, ", catalog %s", r.Catalog)
+		fmt.Fprintf(&b, ", catalog %s", t(r.Catalog))
 	}
 	fmt.Fprintf(&b, ", %s of each measurement)\n", tries)
-	fmt.Fprintf(&b, "Network: %s (%s)\n\n", r.Network.Status, r.Network.Reason)
+	fmt.Fprintf(&b, "Network: %s (%s)\n\n", t(r.Network.Status), t(r.Network.Reason))
 	r.writeVerdicts(&b)
 	var dnsLines []string
 	for _, d := range r.DNS {
 		if d.Verdict == VerdictOK {
 			continue
 		}
-		dnsLines = append(dnsLines, fmt.Sprintf("  %s %s: %s%s: %s", d.Group, d.Host, d.Verdict, methodTag(d.Method, d.Suspected), d.Evidence))
+		dnsLines = append(dnsLines, fmt.Sprintf("  %s %s: %s%s: %s", t(d.Group), t(d.Host), t(d.Verdict), t(methodTag(d.Method, d.Suspected)), t(d.Evidence)))
 	}
 	if len(dnsLines) > 0 {
 		b.WriteString("\nDNS:\n" + strings.Join(dnsLines, "\n") + "\n")
@@ -45,11 +50,11 @@ func (r Report) WriteText(w io.Writer) error {
 			skipped[e.Skipped]++
 			continue
 		}
-		epLines = append(epLines, fmt.Sprintf("  %s %s %s/%s: %s%s: %s", e.Group, e.Host, hostPort(e.Address, e.Port), e.Transport,
-			e.Verdict, methodTag(e.Method, e.Suspected), e.Evidence))
+		epLines = append(epLines, fmt.Sprintf("  %s %s %s/%s: %s%s: %s", t(e.Group), t(e.Host), t(hostPort(e.Address, e.Port)), t(e.Transport),
+			t(e.Verdict), t(methodTag(e.Method, e.Suspected)), t(e.Evidence)))
 	}
 	for _, reason := range rankedMethods(skipped) {
-		epLines = append(epLines, fmt.Sprintf("  %d endpoints not measured: %s", skipped[reason], skipText(reason)))
+		epLines = append(epLines, fmt.Sprintf("  %d endpoints not measured: %s", skipped[reason], t(skipText(reason))))
 	}
 	if len(epLines) > 0 {
 		b.WriteString("\nEndpoints:\n" + strings.Join(epLines, "\n") + "\n")
@@ -57,7 +62,7 @@ func (r Report) WriteText(w io.Writer) error {
 	if len(r.Notes) > 0 {
 		b.WriteString("\nNotes:\n")
 		for _, n := range r.Notes {
-			b.WriteString("  " + n + "\n")
+			b.WriteString("  " + t(n) + "\n")
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -75,15 +80,16 @@ func (r Report) WriteVerdicts(w io.Writer) error {
 }
 
 func (r Report) writeVerdicts(b *strings.Builder) {
+	t := measurements.TerminalText
 	for _, a := range r.Apps {
-		fmt.Fprintf(b, "%s: %s (%s)\n", a.Title, a.Verdict, a.Reason)
+		fmt.Fprintf(b, "%s: %s (%s)\n", t(a.Title), t(a.Verdict), t(a.Reason))
 	}
 	for _, s := range r.Services {
 		tag := "confidence " + s.Confidence.Level
 		if len(s.Methods) > 0 {
 			tag = strings.Join(s.Methods, ", ") + "; " + tag
 		}
-		fmt.Fprintf(b, "%s: %s [%s] (%s)\n", s.Title, s.Verdict, tag, s.Reason)
+		fmt.Fprintf(b, "%s: %s [%s] (%s)\n", t(s.Title), t(s.Verdict), t(tag), t(s.Reason))
 	}
 }
 

@@ -208,17 +208,15 @@ func TestOpenRejectsForeignFiles(t *testing.T) {
 				s.Close()
 				t.Fatal("Open succeeded, want ErrCorrupt")
 			}
-			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
-				t.Errorf("Open: err = %v, want ErrCorrupt naming %s", err, path)
+			if !(errors.Is(err, ErrCorrupt) || errors.Is(err, ErrForeign)) || !strings.Contains(err.Error(), path) {
+				t.Errorf("Open: err = %v, want ErrCorrupt or ErrForeign naming %s", err, path)
 			}
 			if got := readFile(t, path); !bytes.Equal(got, tt.content) {
 				t.Errorf("Open modified the file")
 			}
-			if !bytes.HasPrefix(tt.content, []byte(sqliteMagic)) {
-				// Never handed to SQLite: not even a -wal or -shm.
-				if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-					t.Errorf("directory has %d entries, want only the file", len(entries))
-				}
+			// Refused before SQLite opened it: not even a -wal or -shm.
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("directory has %d entries, want only the file", len(entries))
 			}
 		})
 	}
@@ -435,7 +433,7 @@ func FuzzOpen(f *testing.F) {
 		}
 		s, err := Open(t.Context(), path)
 		if err != nil {
-			if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNewerSchema) {
+			if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNewerSchema) || errors.Is(err, ErrForeign) {
 				if got := readFile(t, path); !bytes.Equal(got, content) {
 					t.Errorf("Open refused the file (%v) but modified it", err)
 				}

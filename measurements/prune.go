@@ -89,6 +89,9 @@ func (s *Store) PruneRun(ctx context.Context, id int64, summary []byte, pruned t
 // pruned, or an error wrapping ErrNoSummary.
 func (s *Store) RunSummary(ctx context.Context, id int64) (RunSummary, error) {
 	rs := RunSummary{RunID: id}
+	if s.version < 2 { // a reader of a database from before pruning
+		return RunSummary{}, fmt.Errorf("run %d: %w", id, ErrNoSummary)
+	}
 	var pruned int64
 	var summary string
 	err := s.db.QueryRowContext(ctx, `SELECT pruned, observations, summary FROM run_summaries WHERE run_id = ?`, id).

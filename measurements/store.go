@@ -6,21 +6,25 @@ package measurements
 // modernc.org/sqlite (pure Go, no cgo). Every observation is committed as
 // soon as it is made, so a crash or kill -9 loses at most the steps in
 // flight; the run it belonged to stays "running" until the next Open's
-// caller marks it interrupted (MarkUnfinishedRuns).
+// caller marks it interrupted (MarkUnfinishedRuns). Until then, readers
+// told that no writer is active (ReadOptions) show it as interrupted.
 //
 // Open never writes to a file it has not vetted: it checks the SQLite
-// header with plain file reads, then runs PRAGMA quick_check and reads the
-// schema version over a read-only connection, and only then opens the file
-// for writing. A foreign, corrupt or newer file is reported (ErrCorrupt,
+// header and reachprobe's mark with plain file reads (Inspect, see
+// inspect.go), then runs PRAGMA quick_check and reads the schema version
+// over a read-only connection, and only then opens the file for writing.
+// A foreign, corrupt or newer file is reported (ErrForeign, ErrCorrupt,
 // ErrNewerSchema) and left as it was.
+//
+// OpenReadOnly is for the commands that only read: it never creates,
+// migrates, marks or changes the journal mode of a database, and reads
+// through the WAL a live or killed writer left.
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -112,16 +116,25 @@ func newerSchemaError(path string, version, newest int) error {
 type Store struct {
 	db   *sql.DB
 	path string
+	// version is the schema version: len(migrations) for a writer, maybe
+	// less for a reader of a database no newer reachprobe has written.
+	version int
+	// writerActive, set for readers, reports whether a writer holds the
+	// database; nil means runs are shown as stored (see queryRuns).
+	writerActive func() bool
 }
 
-// Open opens the database at path, creating it and its parent directory
-// if missing, and brings its schema up to date.
+// Open opens the database at path for writing, creating it and its parent
+// directory if missing, and brings its schema up to date. A new database
+// is marked with ApplicationID before it is switched to WAL; a database of
+// an earlier reachprobe (FileUnmarked) is marked once.
 //
 // An existing file is vetted before anything is written to it: a file
 // that is not a SQLite database or fails PRAGMA quick_check gives an error
-// wrapping ErrCorrupt, a schema newer than this reachprobe's gives
-// ErrNewerSchema, and in both cases the file is not modified. The check
-// reads every page of the file: about 0.2s for a 150 MB database.
+// wrapping ErrCorrupt, another program's database ErrForeign, a schema
+// newer than this reachprobe's ErrNewerSchema, and in each case the file
+// is not modified. The check reads every page of the file: about 0.2s for
+// a 150 MB database.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("measurements: empty database path")
@@ -129,6 +142,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	kind, err := Inspect(ctx, path)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), dirMode); err != nil {
 		return nil, fmt.Errorf("database %s: creating its directory: %w", path, err)
@@ -138,8 +155,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	if !fresh {
-		if err := vet(ctx, path, abs); err != nil {
-			return nil, err
+		if kind == FileNew { // made by another process since Inspect
+			if kind, err = Inspect(ctx, path); err != nil {
+				return nil, err
+			}
+		}
+		if kind != FileNew {
+			if err := vet(ctx, path, dsn(abs, true)); err != nil {
+				return nil, err
+			}
 		}
 		// SQLite would silently fall back to read-only; say so up front.
 		f, err := os.OpenFile(abs, os.O_RDWR, 0)
@@ -157,12 +181,81 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	s := &Store{db: db, path: path}
-	if err := s.setUp(ctx, abs); err != nil {
+	s := &Store{db: db, path: path, version: len(migrations)}
+	if err := s.setUp(ctx, abs, kind == FileUnmarked); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// ReadOptions are the options of OpenReadOnly.
+type ReadOptions struct {
+	// WriterActive reports whether a writer (a run, a prune) holds the
+	// database now. When it says no, before and after a query, a run still
+	// stored as RunRunning was cut short (kill -9, a power cut) and is
+	// returned as RunInterrupted, ended at its last observation; nothing
+	// is written. nil returns runs as stored.
+	WriterActive func() bool
+}
+
+// OpenReadOnly opens the database at path for reading only. It never
+// creates, migrates, marks or changes the journal mode of the file: a
+// missing or empty file gives an error wrapping ErrNoDatabase, and
+// another program's database, a corrupt one or a newer schema the errors
+// Open gives, with the file untouched. It reads a database in any state a
+// writer leaves it: with a live writer, with a WAL a killed writer did not
+// checkpoint, or at an older schema version.
+func OpenReadOnly(ctx context.Context, path string, opts ReadOptions) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("measurements: empty database path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
+		return nil, &openError{msg: fmt.Sprintf("no database at %s: run \"reachprobe run\" first, or give --db", path), sentinel: ErrNoDatabase}
+	}
+	kind, err := Inspect(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if kind == FileNew {
+		return nil, &openError{msg: fmt.Sprintf("database %s is empty: run \"reachprobe run\" first", path), sentinel: ErrNoDatabase}
+	}
+	conn := dsn(abs, true)
+	err = vet(ctx, path, conn)
+	if err != nil && isCantOpen(err) {
+		// A read-only directory: SQLite cannot make the -shm index a WAL
+		// read needs. Without a WAL the file holds everything, and an
+		// immutable open needs no index.
+		if _, werr := os.Lstat(abs + "-wal"); errors.Is(werr, os.ErrNotExist) {
+			conn += "&immutable=1"
+			err = vet(ctx, path, conn)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", conn)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	version, err := userVersion(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: reading schema version: %w", path, err)
+	}
+	return &Store{db: db, path: path, version: version, writerActive: opts.WriterActive}, nil
+}
+
+// isCantOpen reports whether err is SQLite's SQLITE_CANTOPEN.
+func isCantOpen(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CANTOPEN
 }
 
 // Close closes the database. Observations already added are committed.
@@ -197,29 +290,11 @@ func createFile(abs string) (fresh bool, err error) {
 	return fi.Size() == 0, nil
 }
 
-// vet checks an existing, non-empty database without modifying it: the
-// header with plain reads, then integrity and schema version over a
-// read-only SQLite connection.
-func vet(ctx context.Context, path, abs string) error {
-	f, err := os.Open(abs)
-	if err != nil {
-		return fmt.Errorf("database %s: %w", path, err)
-	}
-	header := make([]byte, headerSize)
-	n, err := io.ReadFull(f, header)
-	f.Close()
-	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return corruptError(path, "%d bytes, shorter than a SQLite header", n)
-	case err != nil:
-		return fmt.Errorf("database %s: %w", path, err)
-	case !bytes.HasPrefix(header, []byte(sqliteMagic)):
-		return corruptError(path, "header is %q, not %q", header[:len(sqliteMagic)], sqliteMagic)
-	}
-
-	// mode=ro: SQLite reads through the WAL (committed data of a crashed
-	// run) but neither checkpoints nor rolls anything back into the file.
-	db, err := sql.Open("sqlite", dsn(abs, true))
+// vet checks an existing database Inspect has accepted, without
+// modifying it: integrity and schema version over the read-only
+// connection conn.
+func vet(ctx context.Context, path, conn string) error {
+	db, err := sql.Open("sqlite", conn)
 	if err != nil {
 		return fmt.Errorf("database %s: %w", path, err)
 	}
@@ -307,9 +382,11 @@ func isCorruption(err error) bool {
 	return false
 }
 
-// setUp configures a freshly opened read-write connection and migrates the
-// schema. Nothing is written before the schema version has been checked.
-func (s *Store) setUp(ctx context.Context, abs string) error {
+// setUp configures a freshly opened read-write connection, marks the
+// database as reachprobe's and migrates the schema. Nothing is written
+// before the schema version has been checked. unmarked says the database
+// is an earlier release's, in WAL mode already.
+func (s *Store) setUp(ctx context.Context, abs string, unmarked bool) error {
 	version, err := userVersion(ctx, s.db)
 	if err != nil {
 		if isCorruption(err) {
@@ -319,6 +396,20 @@ func (s *Store) setUp(ctx context.Context, abs string) error {
 	}
 	if version > len(migrations) {
 		return newerSchemaError(s.path, version, len(migrations))
+	}
+	// The mark goes in before WAL: set on a new file, it is written to the
+	// file itself at once, so even a run killed now leaves a file Inspect
+	// recognises. An earlier release's database (in WAL already) gets it
+	// through the WAL, checkpointed below.
+	var appID int64
+	if err := s.db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
+		return fmt.Errorf("database %s: reading application_id: %w", s.path, err)
+	}
+	if appID != ApplicationID {
+		// PRAGMA takes no parameters; ApplicationID is a constant.
+		if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", ApplicationID)); err != nil {
+			return fmt.Errorf("database %s: marking it as reachprobe's: %w", s.path, err)
+		}
 	}
 	// journal_mode is stored in the file, so this is a no-op after the
 	// first Open; it reports the mode in force, which is not "wal" where
@@ -332,6 +423,15 @@ func (s *Store) setUp(ctx context.Context, abs string) error {
 	}
 	if err := migrate(ctx, s.db, s.path, migrations); err != nil {
 		return err
+	}
+	if unmarked {
+		// Copies the mark into the file's header, where Inspect reads it.
+		// A reader can hold the checkpoint back; the mark then reaches
+		// the file later, and until then the schema still identifies it.
+		var busy, frames, done int
+		if err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done); err != nil {
+			return fmt.Errorf("database %s: checkpointing its mark: %w", s.path, err)
+		}
 	}
 	// SQLite creates -wal and -shm with the database file's mode; make
 	// sure of 0600 regardless of how an older file or the umask set it.

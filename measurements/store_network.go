@@ -50,6 +50,9 @@ func (s *Store) RunNetwork(ctx context.Context, runID int64) (Identity, error) {
 		id                    Identity
 		probeASN, resolverASN int64
 	)
+	if s.version < 3 { // a reader of a database from before network identity
+		return UnknownIdentity(), nil
+	}
 	err := s.db.QueryRowContext(ctx, `SELECT probe_asn, probe_network_name, probe_cc,
 	resolver_asn, resolver_network_name, resolver_cc FROM run_networks WHERE run_id = ?`, runID).
 		Scan(&probeASN, &id.ProbeNetworkName, &id.ProbeCC, &resolverASN, &id.ResolverNetworkName, &id.ResolverCC)

@@ -120,10 +120,11 @@ func (s *Store) MarkUnfinishedRuns(ctx context.Context, ended time.Time) (int, e
 	return int(n), nil
 }
 
-// selectRuns lists runs with their observation counts; callers add the
-// WHERE and ORDER BY clauses.
+// selectRuns lists runs with their observation counts and the end of
+// their last observation; callers add the WHERE and ORDER BY clauses.
 const selectRuns = `SELECT r.id, r.started, r.ended, r.status, r.software_version, r.catalog_digest, r.catalog_name,
-	(SELECT count(*) FROM observations o WHERE o.run_id = r.id)
+	(SELECT count(*) FROM observations o WHERE o.run_id = r.id),
+	(SELECT max(o.started + o.duration_ns) FROM observations o WHERE o.run_id = r.id)
 FROM runs r `
 
 // Runs lists every run, newest first, with Observations counted.
@@ -170,33 +171,66 @@ func (s *Store) LatestRun(ctx context.Context) (Run, error) {
 	return runs[0], nil
 }
 
+// queryRuns runs a selectRuns query. For a reader told whether a writer
+// is active (ReadOptions), a run still RunRunning while no writer held
+// the database, before the query and after it, is returned as
+// RunInterrupted, ended at the end of its last observation (or its start):
+// its process was killed. Asking before and after keeps a run that starts
+// or ends during the query from being taken for a killed one.
 func (s *Store) queryRuns(ctx context.Context, query string, args ...any) ([]Run, error) {
+	noWriter := s.writerActive != nil && !s.writerActive()
+	runs, lastEnds, err := s.scanRuns(ctx, query, args...)
+	if err != nil || !noWriter || s.writerActive() {
+		return runs, err
+	}
+	for i := range runs {
+		if runs[i].Status != RunRunning {
+			continue
+		}
+		runs[i].Status = RunInterrupted
+		runs[i].Ended = runs[i].Started
+		if lastEnds[i].Valid {
+			if end := fromUnixNanos(lastEnds[i].Int64); end.After(runs[i].Started) {
+				runs[i].Ended = end
+			}
+		}
+	}
+	return runs, nil
+}
+
+// scanRuns reads the runs of a selectRuns query and the end of each one's
+// last observation.
+func (s *Store) scanRuns(ctx context.Context, query string, args ...any) ([]Run, []sql.NullInt64, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("listing runs: %w", err)
+		return nil, nil, fmt.Errorf("listing runs: %w", err)
 	}
 	defer rows.Close()
-	var runs []Run
+	var (
+		runs     []Run
+		lastEnds []sql.NullInt64
+	)
 	for rows.Next() {
 		var (
-			r       Run
-			started int64
-			ended   sql.NullInt64
+			r              Run
+			started        int64
+			ended, lastEnd sql.NullInt64
 		)
 		if err := rows.Scan(&r.ID, &started, &ended, &r.Status, &r.SoftwareVersion,
-			&r.CatalogDigest, &r.CatalogName, &r.Observations); err != nil {
-			return nil, fmt.Errorf("listing runs: %w", err)
+			&r.CatalogDigest, &r.CatalogName, &r.Observations, &lastEnd); err != nil {
+			return nil, nil, fmt.Errorf("listing runs: %w", err)
 		}
 		r.Started = fromUnixNanos(started)
 		if ended.Valid {
 			r.Ended = fromUnixNanos(ended.Int64)
 		}
 		runs = append(runs, r)
+		lastEnds = append(lastEnds, lastEnd)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing runs: %w", err)
+		return nil, nil, fmt.Errorf("listing runs: %w", err)
 	}
-	return runs, nil
+	return runs, lastEnds, nil
 }
 
 // Catalog returns the catalog stored under digest, its Targets left nil

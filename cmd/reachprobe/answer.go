@@ -141,25 +141,13 @@ func nextCommandsDB(env *environ, dbPath string) string {
 	return " --db " + shellQuote(dbPath)
 }
 
-// escapeForTerminal makes control characters other than newline and tab
-// visible (\x1b, \u202e), so that text from the network cannot move the
-// cursor, retitle the window or reorder a line.
-//
-// TODO(merge): route through the shared terminal-escaping function once it
-// lands, and drop this one.
+// escapeForTerminal passes each line of s through
+// measurements.TerminalText, keeping the line breaks, so that text from the
+// network cannot move the cursor, retitle the window or reorder a line.
 func escapeForTerminal(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n' || r == '\t':
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r >= 0x80 && r <= 0x9f, r >= 0x200b && r <= 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0xfeff:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteRune(r)
-		}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = measurements.TerminalText(l)
 	}
-	return b.String()
+	return strings.Join(lines, "\n")
 }

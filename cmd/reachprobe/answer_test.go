@@ -157,7 +157,7 @@ func TestVerdictsEvent(t *testing.T) {
 
 func TestEscapeForTerminal(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"plain: ok\n\tnext", "plain: ok\n\tnext"},
+		{"plain: ok\nnext", "plain: ok\nnext"},
 		{"issuer \x1b]0;owned\x07 CA", `issuer \x1b]0;owned\x07 CA`},
 		{"abc\u202edcba", `abc\u202edcba`},
 		{"\u009b31m", `\u009b31m`},

@@ -418,6 +418,12 @@ func TestRunBadInput(t *testing.T) {
 	}
 	badCA := filepath.Join(dir, "bad.pem")
 	os.WriteFile(badCA, []byte("nothing here"), 0o644)
+	noRuns := filepath.Join(dir, "c.db")
+	if s, err := measurements.Open(context.Background(), noRuns); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
 
 	tests := []struct {
 		name string
@@ -432,7 +438,7 @@ func TestRunBadInput(t *testing.T) {
 		{"unknown flag", []string{"run", "--colour"}, exitUsage, "colour"},
 		{"unknown command", []string{"fly"}, exitUsage, "fly"},
 		{"show bad run", []string{"show", "--db", existing, "x"}, exitUsage, `RUN "x" is not a run number`},
-		{"show missing database", []string{"show", "--db", filepath.Join(dir, "c.db"), "7"}, exitUsage, "no database at " + filepath.Join(dir, "c.db")},
+		{"show missing database", []string{"show", "--db", filepath.Join(dir, "missing.db"), "7"}, exitUsage, "no database at " + filepath.Join(dir, "missing.db")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,18 +3,32 @@ package main
 // # Overlap
 //
 // Commands that write to the database (run, prune) first take an exclusive
-// advisory lock (flock) on a lock file next to it, DB + ".lock", and hold it
-// until they end; the kernel drops it when the process exits, kill -9
-// included, so a lock never outlives its holder and the file is never
-// removed (removing a lock file others may have open breaks the lock).
-// A run takes the lock before it marks unfinished runs interrupted, so a
-// live run is never mistaken for a killed one. Readers (list, show,
-// analyze) take no lock: WAL lets them read while a run writes.
+// advisory lock on a lock file next to it, DB + ".lock", and hold it until
+// they end; the kernel drops it when the process exits, kill -9 included,
+// so a lock never outlives its holder and the file is never removed
+// (removing a lock file others may have open breaks the lock). A run takes
+// the lock before it marks unfinished runs interrupted, so a live run is
+// never mistaken for a killed one.
+//
+// The lock is two locks on one open file: flock, which earlier releases
+// took and which still keeps a writer of an older release out, and an
+// open-file-description (OFD) lock from fcntl, which, unlike flock, can be
+// queried without being taken (F_OFD_GETLK). Readers (list, show, analyze,
+// report) take no lock: WAL lets them read while a run writes, and they
+// query the OFD lock (writerActive) to tell a run that is still being
+// measured from one whose process was killed. A query never takes the
+// lock, so a reader never makes a concurrent run exit with code 5.
+//
+// The lock file is opened without following a symlink and without
+// blocking on a FIFO, and used only if it is a regular file of this user
+// with one link: a planted DB.lock cannot redirect the pid reachprobe
+// writes into another file. The pid is written only once the lock is held.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +38,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/reachprobe/reachprobe/measurements"
 )
@@ -90,7 +106,7 @@ func lockDatabase(ctx context.Context, dbPath string, wait time.Duration, waitin
 	}
 	deadline := time.Now().Add(wait)
 	for first := true; ; first = false {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := tryLock(f)
 		if err == nil {
 			break
 		}
@@ -98,7 +114,7 @@ func lockDatabase(ctx context.Context, dbPath string, wait time.Duration, waitin
 			f.Close()
 			return nil, dbError{fmt.Errorf("database %s: locking %s: %w", dbPath, path, err)}
 		}
-		pid := lockHolder(path)
+		pid := lockHolder(f)
 		if wait <= 0 || !time.Now().Before(deadline) {
 			f.Close()
 			return nil, lockedError{lockFile: path, pid: pid, waited: wait}
@@ -121,31 +137,118 @@ func lockDatabase(ctx context.Context, dbPath string, wait time.Duration, waitin
 	return &dbLock{f: f, path: path}, nil
 }
 
+// lockOpenFlags open a lock file without following a symlink planted in
+// its place (ELOOP) and without waiting for a writer on a planted FIFO.
+const lockOpenFlags = unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+
+// maxPIDBytes bounds what is read of a lock file for the holder's pid: a
+// pid and a newline take at most 20 bytes.
+const maxPIDBytes = 32
+
 // openLockFile opens the lock file for writing the pid, or read-only where
-// it exists but cannot be written (flock works on either). A read-only file
-// system is reported: nothing could be stored there.
+// it exists but cannot be written (both locks work on either), and checks
+// it is a lock file of ours (checkLockFile). A read-only file system is
+// reported: nothing could be stored there. Nothing is truncated or written
+// here: only the holder of the lock writes its pid.
 func openLockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, lockFileMode)
-	if err == nil || errors.Is(err, syscall.EROFS) {
-		return f, err
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|lockOpenFlags, lockFileMode)
+	if errors.Is(err, syscall.EACCES) {
+		f, err = os.OpenFile(path, os.O_RDONLY|lockOpenFlags, 0)
 	}
-	if ro, rerr := os.Open(path); rerr == nil {
-		return ro, nil
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s is a symbolic link, not a lock file: remove it (it was not followed)", path)
+		}
+		return nil, err
 	}
-	return nil, err
+	if err := checkLockFile(f, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
-// lockHolder reads the pid the holder wrote into the lock file, or 0.
-func lockHolder(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
+// checkLockFile refuses an open lock file that is not a regular file owned
+// by this user with exactly one link: a FIFO, a device, another user's
+// file, or a hard link to a file that has another name.
+func checkLockFile(f *os.File, path string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return fmt.Errorf("%s is not a regular file (mode %#o): remove it so reachprobe can make its lock file", path, st.Mode&unix.S_IFMT)
+	case st.Uid != uint32(os.Geteuid()):
+		return fmt.Errorf("%s belongs to user id %d, not to this user (%d): remove it so reachprobe can make its lock file", path, st.Uid, os.Geteuid())
+	case st.Nlink != 1:
+		return fmt.Errorf("%s has %d links (a hard link to another file?): remove it so reachprobe can make its lock file", path, st.Nlink)
+	}
+	return nil
+}
+
+// tryLock takes both locks on f without waiting (see Overlap): flock
+// first, which keeps out writers of earlier releases too, then the OFD
+// lock readers query. The OFD lock is a write lock where f is writable, a
+// read lock otherwise (F_WRLCK needs a writable descriptor); either
+// conflicts with the readers' write-lock query, and flock alone decides
+// between writers. It fails with EWOULDBLOCK when another holds either.
+func tryLock(f *os.File) error {
+	fd := int(f.Fd())
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return err
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0); err == nil && flags&unix.O_ACCMODE == unix.O_RDONLY {
+		lk.Type = unix.F_RDLCK
+	}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
+		unix.Flock(fd, unix.LOCK_UN)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+			return unix.EWOULDBLOCK
+		}
+		return err
+	}
+	return nil
+}
+
+// lockHolder reads the pid the holder wrote into the open lock file, or 0.
+func lockHolder(f *os.File) int {
+	b := make([]byte, maxPIDBytes)
+	n, _ := f.ReadAt(b, 0)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
 	if err != nil || pid <= 0 {
 		return 0
 	}
 	return pid
+}
+
+// writerActive reports whether a writer (run, prune) holds the lock of the
+// database at dbPath, without taking it: it asks the kernel with
+// F_OFD_GETLK which lock a write lock would meet. A missing lock file, a
+// symlink or anything but a regular file means no writer (writers refuse
+// those). The lock file is opened read-only and never created.
+func writerActive(dbPath string) bool {
+	path := lockPath(dbPath)
+	if abs, err := filepath.Abs(dbPath); err == nil {
+		if real, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+			path = lockPath(filepath.Join(real, filepath.Base(abs)))
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|lockOpenFlags, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return false
+	}
+	return lk.Type != unix.F_UNLCK
 }
 
 // release drops the lock. The file stays for the next holder.
@@ -153,7 +256,7 @@ func (l *dbLock) release() {
 	if l == nil {
 		return
 	}
-	l.f.Close() // closing the last descriptor drops the flock
+	l.f.Close() // closing the last descriptor drops both locks
 }
 
 // explainWriteError adds what happened and what to do to the errors of
@@ -210,17 +313,23 @@ func isReadOnly(err error) bool {
 // openLocked takes the database's lock for a command that writes (run,
 // prune), logging a wait for it, then opens the database. The caller
 // closes the store and then calls release.
+//
+// Another program's file is refused before the lock is taken, so that
+// nothing (not even DB.lock) is created beside it.
 func openLocked(ctx context.Context, env *environ, log *eventLog, dbPath string, wait time.Duration) (store *measurements.Store, release func(), err error) {
+	if _, err := measurements.Inspect(ctx, dbPath); err != nil {
+		return nil, nil, dbError{err}
+	}
 	lock, err := lockDatabase(ctx, dbPath, wait, func(lockFile string, pid int) {
 		log.event("waiting_for_lock", "lock_file", lockFile, "holder_pid", pid, "wait_s", wait.Seconds())
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err = openStore(ctx, env, dbPath)
+	store, err = measurements.Open(ctx, dbPath)
 	if err != nil {
 		lock.release()
-		return nil, nil, err
+		return nil, nil, dbError{explainWriteError(err)}
 	}
 	return store, func() { store.Close(); lock.release() }, nil
 }

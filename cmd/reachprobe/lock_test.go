@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestLockDatabase(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("lock file: %v, mode %v; want mode 0600", err, fi.Mode().Perm())
 	}
-	if got := lockHolder(db + ".lock"); got != os.Getpid() {
+	if got := lockHolder(held.f); got != os.Getpid() {
 		t.Errorf("lock file names pid %d, want %d", got, os.Getpid())
 	}
 
@@ -205,4 +206,153 @@ func TestOverlappingRuns(t *testing.T) {
 		t.Errorf("observations interleave: the first run's last is #%d at %s, the third's first #%d at %s",
 			lastA.ID, lastA.Started, firstC.ID, firstC.Started)
 	}
+}
+
+// TestLockFileRefusesPlantedFiles plants in DB.lock's place what an
+// attacker sharing the directory could, and checks the lock refuses it
+// without writing through it.
+func TestLockFileRefusesPlantedFiles(t *testing.T) {
+	tests := []struct {
+		name    string
+		plant   func(t *testing.T, lock, victim string)
+		wantMsg string
+	}{
+		{"symlink to a user file", func(t *testing.T, lock, victim string) {
+			if err := os.Symlink(victim, lock); err != nil {
+				t.Fatal(err)
+			}
+		}, "symbolic link"},
+		{"dangling symlink", func(t *testing.T, lock, victim string) {
+			if err := os.Symlink(victim+".new", lock); err != nil {
+				t.Fatal(err)
+			}
+		}, "symbolic link"},
+		{"fifo", func(t *testing.T, lock, victim string) {
+			if err := syscall.Mkfifo(lock, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file"},
+		{"hard link to a user file", func(t *testing.T, lock, victim string) {
+			if err := os.Link(victim, lock); err != nil {
+				t.Fatal(err)
+			}
+		}, "2 links"},
+		{"directory", func(t *testing.T, lock, victim string) {
+			if err := os.Mkdir(lock, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, lockPathSuffix},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "reachprobe.db")
+			victim := filepath.Join(dir, "precious.txt")
+			const content = "a user's file\n"
+			if err := os.WriteFile(victim, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tt.plant(t, lockPath(db), victim)
+			l, err := lockDatabase(t.Context(), db, 0, nil)
+			if err == nil {
+				l.release()
+				t.Fatal("lockDatabase accepted the planted lock file")
+			}
+			if msg := err.Error(); !strings.Contains(msg, lockPath(db)) || !strings.Contains(msg, tt.wantMsg) {
+				t.Errorf("error %q: want it to name %s and say %q", msg, lockPath(db), tt.wantMsg)
+			}
+			if got, err := os.ReadFile(victim); err != nil || string(got) != content {
+				t.Errorf("the user's file is now %q (%v), want it unchanged", got, err)
+			}
+			if _, err := os.Stat(victim + ".new"); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the dangling symlink's target was created: %v", err)
+			}
+			if writerActive(db) {
+				t.Error("writerActive says a writer holds a planted lock file")
+			}
+		})
+	}
+}
+
+// lockPathSuffix is in every error about a lock file.
+const lockPathSuffix = ".db.lock"
+
+// TestLockFileOfAnotherUser: root can make a file owned by someone else.
+func TestLockFileOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a file owned by another user")
+	}
+	db := filepath.Join(t.TempDir(), "reachprobe.db")
+	if err := os.WriteFile(lockPath(db), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(lockPath(db), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := lockDatabase(t.Context(), db, 0, nil); err == nil || !strings.Contains(err.Error(), "belongs to user id 65534") {
+		l.release()
+		t.Errorf("lockDatabase: err = %v, want a refusal naming the owner", err)
+	}
+}
+
+// TestLockWritesPIDOnlyWhenHeld: a process that fails to get the lock
+// leaves the holder's pid in the file.
+func TestLockWritesPIDOnlyWhenHeld(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "reachprobe.db")
+	held, err := lockDatabase(t.Context(), db, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.release()
+	// Another process's pid, as a holder in another process would write it.
+	const holder = "4242\n"
+	if err := os.WriteFile(lockPath(db), []byte(holder), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = lockDatabase(t.Context(), db, 0, nil)
+	var le lockedError
+	if !errors.As(err, &le) || le.pid != 4242 {
+		t.Errorf("second lock: err = %v, want a lockedError naming pid 4242", err)
+	}
+	if got, _ := os.ReadFile(lockPath(db)); string(got) != holder {
+		t.Errorf("lock file is %q after a failed lock, want the holder's %q", got, holder)
+	}
+}
+
+// TestWriterActive queries the lock without taking it.
+func TestWriterActive(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "reachprobe.db")
+	if writerActive(db) {
+		t.Error("writerActive with no lock file = true")
+	}
+	if _, err := os.Stat(lockPath(db)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("writerActive created the lock file: %v", err)
+	}
+	held, err := lockDatabase(t.Context(), db, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !writerActive(db) {
+		t.Error("writerActive while the lock is held = false")
+	}
+	held.release()
+	if writerActive(db) {
+		t.Error("writerActive after release = true")
+	}
+	// Queries never take the lock: a writer always gets it between them.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			writerActive(db)
+		}
+	}()
+	for i := range 200 {
+		l, err := lockDatabase(t.Context(), db, 0, nil)
+		if err != nil {
+			t.Fatalf("lock %d while readers query it: %v", i, err)
+		}
+		l.release()
+	}
+	<-done
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -276,10 +275,15 @@ func TestReportSelection(t *testing.T) {
 	running := addReportRun(t, store, now.Add(-time.Minute), measurements.RunRunning)
 	store.Close()
 	empty := filepath.Join(dir, "empty.db")
-	if s, err := measurements.Open(context.Background(), empty); err != nil {
+	if s, err := measurements.Open(ctx, empty); err != nil {
 		t.Fatal(err)
 	} else {
 		s.Close()
+	}
+	// The running run's writer is alive while it holds the lock.
+	held, err := lockDatabase(ctx, db, 0, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	tests := []struct {
@@ -300,6 +304,7 @@ func TestReportSelection(t *testing.T) {
 		{"bad format", []string{"--format", "pdf"}, exitUsage, nil, `"pdf"`},
 		{"empty output name", []string{"-o", ""}, exitUsage, nil, "-o needs"},
 		{"no runs at all", []string{"--db", empty}, exitUsage, nil, "has no runs yet"},
+		{"no database", []string{"--db", filepath.Join(dir, "typo.db")}, exitUsage, nil, "no database at " + filepath.Join(dir, "typo.db")},
 		{"unwritable output", []string{"-o", filepath.Join(dir, "missing", "r.json")}, exitFailure, nil, "missing"},
 	}
 	for _, tt := range tests {
@@ -332,6 +337,32 @@ func TestReportSelection(t *testing.T) {
 				t.Errorf("runs %v, want %v", got, tt.runs)
 			}
 		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "typo.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("report created a missing database: %v", err)
+	}
+
+	// Once nobody holds the lock, the running run's process is gone: it is
+	// reported as interrupted, and so finished.
+	held.release()
+	var out, errb bytes.Buffer
+	env := &environ{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if code := runMain(ctx, env, []string{"report", "--db", db, "--format", "json", "--since", "30m"}); code != exitOK {
+		t.Fatalf("report --since 30m with no writer: exit %d, stderr %q", code, errb.String())
+	}
+	var doc struct {
+		Runs []struct {
+			Run struct {
+				ID     int64  `json:"id"`
+				Status string `json:"status"`
+			} `json:"run"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Runs) != 1 || doc.Runs[0].Run.ID != running || doc.Runs[0].Run.Status != measurements.RunInterrupted {
+		t.Errorf("runs %+v, want run %d interrupted", doc.Runs, running)
 	}
 }
 

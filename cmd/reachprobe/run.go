@@ -285,9 +285,10 @@ func openStore(ctx context.Context, env *environ, path string) (*measurements.St
 			return nil, err
 		}
 	}
-	s, err := measurements.Open(ctx, path)
+	// Readers only read (see lock.go's openLocked for writers).
+	s, err := measurements.OpenReadOnly(ctx, path, measurements.ReadOptions{WriterActive: func() bool { return writerActive(path) }})
 	if err != nil {
-		return nil, dbError{explainWriteError(err)}
+		return nil, dbError{err}
 	}
 	return s, nil
 }

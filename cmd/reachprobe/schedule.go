@@ -25,8 +25,11 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Periods of a schedule. Six hours catches a block that comes and goes
@@ -195,6 +198,9 @@ func scheduleInstall(ctx context.Context, env *environ, s *scheduler, args []str
 // scheduledCommand is the command line of a scheduled run.
 func scheduledCommand(env *environ, exe, configPath, db string, prune time.Duration) (scheduleCommand, error) {
 	cmd := scheduleCommand{argv: []string{exe, "run", "--wait", shortDuration(scheduledWait)}}
+	if err := checkSchedulePath("reachprobe's own path", exe); err != nil {
+		return cmd, err
+	}
 	for _, f := range []struct{ flag, path string }{{"--config", configPath}, {"--db", db}} {
 		if f.path == "" {
 			continue
@@ -203,6 +209,9 @@ func scheduledCommand(env *environ, exe, configPath, db string, prune time.Durat
 		if err != nil {
 			return cmd, usageError{fmt.Errorf("schedule install: %s %s: %w", f.flag, f.path, err)}
 		}
+		if err := checkSchedulePath(f.flag, abs); err != nil {
+			return cmd, err
+		}
 		cmd.argv = append(cmd.argv, f.flag, abs)
 	}
 	if prune > 0 {
@@ -210,13 +219,37 @@ func scheduledCommand(env *environ, exe, configPath, db string, prune time.Durat
 	}
 	for _, k := range []string{"XDG_CONFIG_HOME", "XDG_DATA_HOME"} {
 		if v := env.getenv(k); v != "" && filepath.IsAbs(v) {
+			if err := checkSchedulePath(k, v); err != nil {
+				return cmd, err
+			}
 			cmd.env = append(cmd.env, k+"="+v)
 		}
 	}
 	return cmd, nil
 }
 
+// checkSchedulePath refuses a path that cannot be written into a systemd
+// unit or a crontab line and read back as it is: one with a control
+// character (a newline would start another crontab entry or unit line, a
+// carriage return ends a unit line too, and a tab or an escape is no more
+// likely to be meant), or one that is not valid UTF-8 (unit files are
+// UTF-8). Every other character is quoted (systemdQuote, cronQuote).
+func checkSchedulePath(what, path string) error {
+	bad := !utf8.ValidString(path) || strings.ContainsFunc(path, unicode.IsControl)
+	if !bad {
+		return nil
+	}
+	return usageError{fmt.Errorf("schedule install: %s %s: a path with control characters (newline, carriage return, tab, escape) or that is not valid UTF-8 cannot be scheduled safely; rename it, or give a path without them",
+		what, strconv.Quote(path))}
+}
+
 func (s *scheduler) installSystemd(ctx context.Context, env *environ, cmd scheduleCommand, every time.Duration, dryRun bool) error {
+	// systemd refuses such a program path ("Executable name contains
+	// special characters"); better said now than by a unit that never runs.
+	if strings.ContainsAny(cmd.argv[0], `'"\`) {
+		return usageError{fmt.Errorf("schedule install: systemd does not run a program whose path holds a quote or a backslash, as reachprobe's does (%s): move reachprobe, or give --method cron",
+			strconv.Quote(cmd.argv[0]))}
+	}
 	service, timer := systemdUnits(cmd, every)
 	steps := [][]string{{"systemctl", "--user", "daemon-reload"}, {"systemctl", "--user", "enable", "--now", timerUnit}}
 	if dryRun {

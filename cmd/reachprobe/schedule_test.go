@@ -260,8 +260,17 @@ func TestScheduleTimes(t *testing.T) {
 }
 
 // splitSystemdWords reads an ExecStart= or Environment= value back as
-// systemd does: double-quoted words with backslash escapes, %% and $$.
-func splitSystemdWords(t *testing.T, s string) []string {
+// systemd does: double-quoted words with backslash escapes, %% and, where
+// systemd expands variables (expandsVars), $$. A "$" systemd would expand
+// fails the test.
+func splitSystemdWords(t *testing.T, s string, expandsVars bool) []string {
+	t.Helper()
+	return splitSystemdWordsBy(t, s, func(int) bool { return expandsVars })
+}
+
+// splitSystemdWordsBy is splitSystemdWords where word i has $$ escapes
+// when expandsVars(i).
+func splitSystemdWordsBy(t *testing.T, s string, expandsVarsOf func(word int) bool) []string {
 	t.Helper()
 	var words []string
 	var cur strings.Builder
@@ -287,11 +296,11 @@ func splitSystemdWords(t *testing.T, s string) []string {
 				cur.Reset()
 				inWord = false
 			}
-		case (c == '%' || c == '$') && i+1 < len(s) && s[i+1] == c:
+		case (c == '%' || c == '$' && expandsVarsOf(len(words))) && i+1 < len(s) && s[i+1] == c:
 			cur.WriteByte(c)
 			i++
 			inWord = true
-		case c == '%' || c == '$':
+		case c == '%' || c == '$' && expandsVarsOf(len(words)):
 			t.Fatalf("unescaped %c in %q", c, s)
 		default:
 			cur.WriteByte(c)
@@ -304,11 +313,30 @@ func splitSystemdWords(t *testing.T, s string) []string {
 	return words
 }
 
+// systemdExec reads an ExecStart= value back as systemd does: the path of
+// the program and its argv. With the "@" prefix the first word is the path
+// (no variables expanded in it) and argv follows.
+func systemdExec(t *testing.T, v string) (path string, argv []string) {
+	t.Helper()
+	at := strings.HasPrefix(v, "@")
+	v = strings.TrimPrefix(v, "@")
+	words := splitSystemdWordsBy(t, v, func(i int) bool { return !at || i > 0 })
+	if len(words) == 0 || at && len(words) < 2 {
+		t.Fatalf("ExecStart=%s has no command", v)
+	}
+	if at {
+		return words[0], words[1:]
+	}
+	return words[0], words
+}
+
 func TestSystemdQuote(t *testing.T) {
-	for _, s := range []string{"plain", "/a b/c", `say "hi"`, `back\slash`, "50%", "$HOME", "tab\there", "semi;colon", "it's"} {
-		q := systemdQuote(s)
-		if got := splitSystemdWords(t, q); len(got) != 1 || got[0] != s {
-			t.Errorf("systemdQuote(%q) = %s, read back as %q", s, q, got)
+	for _, s := range []string{"plain", "/a b/c", `say "hi"`, `back\slash`, "50%", "$HOME", "semi;colon", "it's", "中文 ✓", `end\`} {
+		for _, vars := range []bool{true, false} {
+			q := systemdQuote(s, vars)
+			if got := splitSystemdWords(t, q, vars); len(got) != 1 || got[0] != s {
+				t.Errorf("systemdQuote(%q, %v) = %s, read back as %q", s, vars, q, got)
+			}
 		}
 	}
 }
@@ -335,10 +363,10 @@ func TestScheduledRun(t *testing.T) {
 	env = cronEnv
 	for _, line := range strings.Split(readUnit(t, s, serviceUnit), "\n") {
 		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
-			argv = splitSystemdWords(t, v)
+			_, argv = systemdExec(t, v)
 		}
 		if v, ok := strings.CutPrefix(line, "Environment="); ok {
-			env = append(env, splitSystemdWords(t, v)...)
+			env = append(env, splitSystemdWords(t, v, false)...)
 		}
 	}
 	if r := runBinary(t, env, argv...); r.code != exitOK || r.stdout != "" || r.stderr != "" {

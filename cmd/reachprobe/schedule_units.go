@@ -55,13 +55,9 @@ func systemdUnits(cmd scheduleCommand, every time.Duration) (service, timer stri
 	s.WriteString("[Unit]\nDescription=reachprobe: measure whether Apple push, iMessage and FaceTime are reachable from this network\n\n")
 	s.WriteString("[Service]\nType=oneshot\n")
 	for _, kv := range cmd.env {
-		s.WriteString("Environment=" + systemdQuote(kv) + "\n")
+		s.WriteString("Environment=" + systemdQuote(kv, false) + "\n")
 	}
-	quoted := make([]string, len(cmd.argv))
-	for i, a := range cmd.argv {
-		quoted[i] = systemdQuote(a)
-	}
-	s.WriteString("ExecStart=" + strings.Join(quoted, " ") + "\n")
+	s.WriteString("ExecStart=" + systemdExecLine(cmd.argv) + "\n")
 	s.WriteString("# A measurement is background work: it yields the CPU and the disk.\nNice=10\nIOSchedulingClass=idle\n")
 
 	var t strings.Builder
@@ -79,16 +75,37 @@ func systemdUnits(cmd scheduleCommand, every time.Duration) (service, timer stri
 	return s.String(), t.String()
 }
 
+// systemdExecLine is the value of ExecStart= running argv. systemd
+// expands $VAR in the arguments but not in the program's path, so a "$"
+// is doubled in the arguments only. When the path holds a "$", the "@"
+// prefix gives argv[0] separately, so that the program is found at its
+// path and still sees its own path as argv[0].
+func systemdExecLine(argv []string) string {
+	words := make([]string, 0, len(argv)+1)
+	if strings.Contains(argv[0], "$") {
+		words = append(words, "@"+systemdQuote(argv[0], false))
+	}
+	for _, a := range argv {
+		words = append(words, systemdQuote(a, true))
+	}
+	return strings.Join(words, " ")
+}
+
 // systemdQuote quotes one word of ExecStart= or Environment= so systemd
 // reads it back unchanged: double quotes around anything but plain
-// characters, backslash escapes inside them, and % and $ doubled (systemd
-// expands specifiers and variables in both).
-func systemdQuote(s string) string {
-	escaped := strings.NewReplacer("%", "%%", "$", "$$").Replace(s)
-	if s != "" && !strings.ContainsAny(s, " \t\n\"'\\;") {
+// characters, backslash escapes inside them, and "%" doubled (systemd
+// expands specifiers in both). "$" is doubled only where systemd expands
+// variables (expandsVars: the arguments of ExecStart=, not Environment=).
+// The words must hold no control characters (checkSchedulePath).
+func systemdQuote(s string, expandsVars bool) string {
+	escaped := strings.ReplaceAll(s, "%", "%%")
+	if expandsVars {
+		escaped = strings.ReplaceAll(escaped, "$", "$$")
+	}
+	if s != "" && !strings.ContainsAny(s, " \"'\\;") {
 		return escaped
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\t", `\t`).Replace(escaped) + `"`
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(escaped) + `"`
 }
 
 // cronSchedule is the five time fields of a crontab line running every
@@ -112,18 +129,38 @@ func cronSchedule(every time.Duration, random func(n int) int) (string, error) {
 
 // cronLine is the crontab line: time fields, the pinned environment and
 // the command, shell-quoted (cron hands it to /bin/sh), with % escaped
-// (cron reads a bare % as a newline), and the marker.
+// (crontab(5): cron reads a bare % as a newline), and the marker.
 func cronLine(fields string, cmd scheduleCommand) string {
 	var words []string
 	for _, kv := range cmd.env {
 		k, v, _ := strings.Cut(kv, "=")
-		words = append(words, k+"="+shellQuote(v))
+		words = append(words, k+"="+cronQuote(v))
 	}
 	for _, a := range cmd.argv {
-		words = append(words, shellQuote(a))
+		words = append(words, cronQuote(a))
 	}
-	command := strings.ReplaceAll(strings.Join(words, " "), "%", `\%`)
-	return fields + " " + command + " " + cronMarker
+	return fields + " " + strings.Join(words, " ") + " " + cronMarker
+}
+
+// cronQuote is shellQuote with each "%" escaped for cron, which turns
+// "\%" into "%" and leaves any other backslash as it is. Inside single
+// quotes, a "%" that follows a backslash of the word becomes '\%' (close
+// the quotes, the escaped "%", reopen): written "\\%", cron would take
+// the pair "\\" as one escape and the "%" as a newline.
+func cronQuote(s string) string {
+	q := shellQuote(s)
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		switch {
+		case q[i] != '%':
+			b.WriteByte(q[i])
+		case i > 0 && q[i-1] == '\\':
+			b.WriteString(`'\%'`) // only in quotes: a plain word has no backslash
+		default:
+			b.WriteString(`\%`)
+		}
+	}
+	return b.String()
 }
 
 // shellQuote quotes s for sh: as it is when it is plain, else in single

@@ -37,10 +37,14 @@ func cmdList(ctx context.Context, env *environ, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tSTARTED (UTC)\tDURATION\tSTATUS\tOBSERVATIONS\tCATALOG\tVERSION")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Started.Format(time.DateTime), runDuration(r), r.Status, r.Observations, r.CatalogName, r.SoftwareVersion)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Started.Format(time.DateTime), runDuration(r), text(r.Status), r.Observations, text(r.CatalogName), text(r.SoftwareVersion))
 	}
 	return tw.Flush()
 }
+
+// text makes a stored string safe for a terminal (measurements.TerminalText):
+// list and show print names, failures and answers the network chose.
+func text(s string) string { return measurements.TerminalText(s) }
 
 func runDuration(r measurements.Run) string {
 	if r.Ended.IsZero() {
@@ -82,12 +86,12 @@ func cmdShow(ctx context.Context, env *environ, args []string) error {
 		}{run, obs})
 	}
 	fmt.Fprintf(env.stdout, "run %d  %s  started %s UTC  took %s  catalog %s  reachprobe %s\n\n",
-		run.ID, run.Status, run.Started.Format(time.DateTime), runDuration(run), run.CatalogName, run.SoftwareVersion)
+		run.ID, text(run.Status), run.Started.Format(time.DateTime), runDuration(run), text(run.CatalogName), text(run.SoftwareVersion))
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tTARGET\tSTEP\tDETAIL\tENDPOINT\tTIME\tRESULT")
 	for _, o := range obs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.Group, o.Target, o.Step, stepDetail(&o), endpoint(&o),
-			o.Duration.Round(time.Millisecond), result(&o))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", text(string(o.Group)), text(o.Target), text(string(o.Step)), text(stepDetail(&o)), text(endpoint(&o)),
+			o.Duration.Round(time.Millisecond), text(result(&o)))
 	}
 	return tw.Flush()
 }

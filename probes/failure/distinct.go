@@ -126,11 +126,20 @@ func classifyDistinct(err error) string {
 	if errors.As(err, &reset) {
 		return QUICStatelessReset
 	}
+	// EPERM comes from this machine's own packet filter refusing to send
+	// (no ICMP message maps to it): whatever ICMP the local filter also
+	// made, the packet never left.
+	if errors.Is(err, syscall.EPERM) {
+		return LocalFirewall
+	}
 	var icmp *ICMPError
 	if errors.As(err, &icmp) && icmp.AdministrativelyProhibited() {
 		return AdminProhibited
 	}
-	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+	// EACCES without an ICMP message behind it is a prohibit route or a
+	// security module of this machine (an IPv6 administratively
+	// prohibited also reads EACCES, and was caught above when read).
+	if errors.Is(err, syscall.EACCES) {
 		return LocalFirewall
 	}
 	return ""

@@ -30,6 +30,8 @@ func TestClassifyDistinct(t *testing.T) {
 		{"icmp host prohibited", icmp(false, 3, 10, syscall.EHOSTUNREACH), AdminProhibited},
 		{"icmp net prohibited", icmp(false, 3, 9, syscall.ENETUNREACH), AdminProhibited},
 		{"icmpv6 admin prohibited", icmp(true, 1, 1, syscall.EACCES), AdminProhibited},
+		{"local reject with its own icmp", opErr("write", &ICMPError{Type: 3, Code: 13, Err: syscall.EPERM}), LocalFirewall},
+		{"icmpv6 admin prohibited reads EACCES", icmp(true, 1, 1, syscall.EACCES), AdminProhibited},
 		{"icmp port unreachable", icmp(false, 3, 3, syscall.ECONNREFUSED), ConnectionRefused},
 		{"icmp host unreachable", icmp(false, 3, 1, syscall.EHOSTUNREACH), HostUnreachable},
 		{"quic stateless reset", fmt.Errorf("dial: %w", &quic.StatelessResetError{}), QUICStatelessReset},

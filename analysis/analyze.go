@@ -104,7 +104,11 @@ func Analyze(in Input) Report {
 	if rep.Services == nil {
 		rep.Services = []ServiceVerdict{}
 	}
+	explainLocalPolicy(rep.Services, judgedAll)
 	rep.Apps = judgeApps(rep.Services)
+	if why := detectPortal(ix, sums); why != "" {
+		behindPortal(&rep, why)
+	}
 	return rep
 }
 

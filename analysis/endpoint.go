@@ -109,7 +109,9 @@ const (
 	classTLSTimeout     = "tls.timeout"
 	classTLSReset       = "tls.reset" // reset or closed (EOF) during the handshake
 	classTLSAlert       = "tls.alert"
+	classTLSBlockPage   = "tls.page" // plaintext HTTP answered the ClientHello
 	classTLSOther       = "tls.other"
+	classLocal          = "local" // this machine refused to send
 	classReached        = "reached" // control handshakes: the server answered
 )
 
@@ -119,8 +121,12 @@ func connectClass(f string) string {
 		return classConnectTimeout
 	case failReset:
 		return classConnectReset
-	case failRefused:
+	case failRefused, failAdminProhib:
+		// An explicit reject, by the host or a firewall on the path:
+		// judged like a refusal, never like silence.
 		return classConnectRefused
+	case failLocalFirewall:
+		return classLocal
 	}
 	return classConnectOther
 }
@@ -142,6 +148,10 @@ func handshakeClass(o *measurements.Observation) string {
 		return classTLSReset
 	case o.Failure == failSSLHandshake:
 		return classTLSAlert
+	case o.Failure == failHTTPToTLS:
+		return classTLSBlockPage
+	case o.Failure == failLocalFirewall:
+		return classLocal
 	}
 	return classTLSOther
 }
@@ -214,6 +224,10 @@ func (j *endpointJudge) judgeTCP(r *judged) {
 	}
 	c := ts.classes[0]
 	switch {
+	case c == classLocal:
+		j.localPolicy(r)
+	case c == classTLSBlockPage:
+		j.blockPage(r, ts)
 	case c == classCert:
 		j.judgeCert(r, ts)
 	case strings.HasPrefix(c, "connect."):
@@ -318,6 +332,9 @@ func (j *endpointJudge) handshakeFailure(r *judged, ts tries, c string) {
 	n := len(ts.classes)
 	name := j.controlName(r)
 	verb := map[string]string{classTLSTimeout: "timed out", classTLSReset: "was reset"}[c]
+	if r.v.Failure == failEOF {
+		verb = "was closed (FIN)"
+	}
 	what := fmt.Sprintf("the TLS handshake with %s %s in %d of %d tries (%s)", j.serverName(r, ts), verb, n, n, r.v.Failure)
 	r.lossLike = c == classTLSTimeout
 	reachedN := ts.countControls(classReached)

@@ -111,7 +111,7 @@ const (
 	classTLSAlert       = "tls.alert"
 	classTLSBlockPage   = "tls.page" // plaintext HTTP answered the ClientHello
 	classTLSOther       = "tls.other"
-	classLocal          = "local" // this machine refused to send
+	classLocal          = "local"   // this machine refused to send
 	classReached        = "reached" // control handshakes: the server answered
 )
 

@@ -42,7 +42,8 @@ func (j *endpointJudge) localPolicy(r *judged) {
 }
 
 // blockPage judges a TLS endpoint whose handshakes with the target name
-// were answered with plaintext HTTP in every try. No TLS server does
+// were answered with plaintext HTTP (or other bytes that are not TLS) in
+// every try. No TLS server does
 // that; a middlebox does. It is SNI filtering when the control name
 // completed a handshake on the same address and port, a block page
 // answering the address when control hosts' handshakes verify elsewhere.
@@ -51,9 +52,12 @@ func (j *endpointJudge) localPolicy(r *judged) {
 func (j *endpointJudge) blockPage(r *judged, ts tries) {
 	n := len(ts.classes)
 	name := j.controlName(r)
-	page := pageBytes(ts.obs)
-	what := fmt.Sprintf("the handshake with %s was answered with plaintext HTTP instead of TLS in %d of %d tries: a middlebox, not a TLS server, sent %s",
-		j.serverName(r, ts), n, n, page)
+	page, kind := pageBytes(ts.obs), "plaintext HTTP"
+	if r.v.Failure != failHTTPToTLS {
+		kind = "bytes that are not TLS"
+	}
+	what := fmt.Sprintf("the handshake with %s was answered with %s instead of TLS in %d of %d tries: a middlebox, not a TLS server, sent %s",
+		j.serverName(r, ts), kind, n, n, page)
 	switch {
 	case allEqual(ts.controls, classReached):
 		r.candidate = MethodSNIFiltering
@@ -80,7 +84,7 @@ func pageBytes(obs []*measurements.Observation) string {
 			return quoteBytes(o.TLS.ServerBytes)
 		}
 	}
-	return "an HTTP answer (its bytes were not kept)"
+	return "an answer whose bytes were not kept"
 }
 
 // explainLocalPolicy rewords the services and targets that failed only

@@ -148,7 +148,7 @@ func handshakeClass(o *measurements.Observation) string {
 		return classTLSReset
 	case o.Failure == failSSLHandshake:
 		return classTLSAlert
-	case o.Failure == failHTTPToTLS:
+	case o.Failure == failHTTPToTLS, o.TLS != nil && len(o.TLS.ServerBytes) > 0:
 		return classTLSBlockPage
 	case o.Failure == failLocalFirewall:
 		return classLocal

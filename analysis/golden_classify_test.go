@@ -142,6 +142,28 @@ func classifyScenarios() []scenario {
 		}, want: expectation{network: NetworkCaptivePortal,
 			services: map[string]string{"push": "inconclusive", "identity": "inconclusive", "call": "inconclusive", "quic": "inconclusive"},
 			apps:     map[string]string{"imessage": "inconclusive", "facetime": "inconclusive"}, noBlocked: true}},
+		{name: "captive_portal_cert", world: func() *world {
+			// A portal that takes every TCP connection and completes the
+			// handshake with its own certificate, whatever the name.
+			return &world{resolve: func(l *lookup) {
+				if l.engine == measurements.EngineDoH {
+					l.o.DNS.Rcode, l.o.DNS.Answers = "", nil
+					l.o.Failure, l.o.Operation = failSSLHostname, "resolve"
+				}
+			}, step: func(s *stepCtx) {
+				switch s.o.Step {
+				case measurements.StepTLS:
+					cas()
+					s.chain(publicCA.leaf("portal.example"), failSSLHostname, "x509: certificate is valid for portal.example")
+				case measurements.StepQUIC:
+					s.fail(failTimeout, "quic_handshake")
+				case measurements.StepUDP:
+					s.fail(failTimeout, "read")
+				}
+			}}
+		}, want: expectation{network: NetworkCaptivePortal,
+			services: map[string]string{"push": "inconclusive", "identity": "inconclusive", "call": "inconclusive", "quic": "inconclusive"},
+			apps:     map[string]string{"imessage": "inconclusive", "facetime": "inconclusive"}, noBlocked: true}},
 	}
 }
 

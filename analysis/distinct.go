@@ -77,6 +77,17 @@ func (j *endpointJudge) blockPage(r *judged, ts tries) {
 	r.v.Evidence = what + "; " + r.v.Control
 }
 
+// alertNote names the TLS alert among obs, as " (handshake_failure)", or
+// "" when none was recorded.
+func alertNote(obs []*measurements.Observation) string {
+	for _, o := range obs {
+		if o != nil && o.TLS != nil && o.TLS.Alert != "" {
+			return " (" + o.TLS.Alert + ")"
+		}
+	}
+	return ""
+}
+
 // pageBytes quotes the first non-TLS answer among obs.
 func pageBytes(obs []*measurements.Observation) string {
 	for _, o := range obs {

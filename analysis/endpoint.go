@@ -238,12 +238,12 @@ func (j *endpointJudge) judgeTCP(r *judged) {
 		name := j.controlName(r)
 		if allEqual(ts.controls, classTLSAlert) {
 			r.v.Verdict = VerdictFailed
-			r.v.Evidence = fmt.Sprintf("the server refused the handshake with a TLS alert, for %s and for %s alike: a server problem, not blocking", j.serverName(r, ts), name)
+			r.v.Evidence = fmt.Sprintf("the server refused the handshake with a TLS alert%s, for %s and for %s alike: a server problem, not blocking", alertNote(ts.obs), j.serverName(r, ts), name)
 			r.v.Control = fmt.Sprintf("the handshake with %s also got a TLS alert", name)
 			return
 		}
 		r.v.Verdict = VerdictInconclusive
-		r.v.Evidence = fmt.Sprintf("the handshake with %s ended in a TLS alert (%s); an alert comes from the server or a middlebox and does not tell which", j.serverName(r, ts), r.v.Failure)
+		r.v.Evidence = fmt.Sprintf("the handshake with %s ended in a TLS alert%s (%s); an alert comes from the server or a middlebox and does not tell which", j.serverName(r, ts), alertNote(ts.obs), r.v.Failure)
 	default:
 		r.v.Verdict = VerdictInconclusive
 		r.v.Evidence = fmt.Sprintf("the handshake failed with %s", r.v.Failure)

@@ -86,6 +86,21 @@ func init() {
 			// The datagrams reached Apple's hosts: the call path works.
 			want: want{network: networkOK, services: allServices(svcOK, nil), apps: appsWorking},
 		},
+		scenario{
+			name: "honest-call-port-unreachable-ratelimited",
+			censor: func(l *lab) {
+				// The same, with the kernel's default ICMP rate limit, as
+				// real hosts have: some requests may get no answer, and
+				// still nothing may be called down or blocked.
+				l.iptablesIn(l.internet, "-A", "INPUT", "-d", appleBlock, "-p", "udp", "-m", "multiport", "--dports", callPorts,
+					"-j", "REJECT", "--reject-with", "icmp-port-unreachable")
+			},
+			signs: []sign{
+				{target: "commnat-main", kind: "udp", result: failure.ConnectionRefused},
+				{target: "control-stun-google", kind: "udp", port: 19302, result: "ok"},
+			},
+			want: want{network: networkOK, services: allServices(svcOK, nil), apps: appsWorking},
+		},
 	)
 }
 

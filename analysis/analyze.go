@@ -117,7 +117,11 @@ func analyze(in Input) *judgement {
 	if rep.Services == nil {
 		rep.Services = []ServiceVerdict{}
 	}
+	explainLocalPolicy(rep.Services, judgedAll)
 	rep.Apps = judgeApps(rep.Services)
+	if why := detectPortal(ix, sums); why != "" {
+		behindPortal(&rep, why)
+	}
 	out := &judgement{ix: ix, report: rep, judged: judgedAll, dns: dnsResults}
 	for _, t := range ix.orderedTargets() {
 		if d, ok := dnsResults[t.Name]; ok && t.Group != measurements.GroupControl &&

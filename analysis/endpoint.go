@@ -118,7 +118,9 @@ const (
 	classTLSTimeout     = "tls.timeout"
 	classTLSReset       = "tls.reset" // reset or closed (EOF) during the handshake
 	classTLSAlert       = "tls.alert"
+	classTLSBlockPage   = "tls.page" // plaintext HTTP answered the ClientHello
 	classTLSOther       = "tls.other"
+	classLocal          = "local"   // this machine refused to send
 	classReached        = "reached" // control handshakes: the server answered
 )
 
@@ -128,8 +130,12 @@ func connectClass(f string) string {
 		return classConnectTimeout
 	case failReset:
 		return classConnectReset
-	case failRefused:
+	case failRefused, failAdminProhib:
+		// An explicit reject, by the host or a firewall on the path:
+		// judged like a refusal, never like silence.
 		return classConnectRefused
+	case failLocalFirewall:
+		return classLocal
 	}
 	return classConnectOther
 }
@@ -151,6 +157,10 @@ func handshakeClass(o *measurements.Observation) string {
 		return classTLSReset
 	case o.Failure == failSSLHandshake:
 		return classTLSAlert
+	case o.Failure == failHTTPToTLS, o.TLS != nil && len(o.TLS.ServerBytes) > 0:
+		return classTLSBlockPage
+	case o.Failure == failLocalFirewall:
+		return classLocal
 	}
 	return classTLSOther
 }
@@ -229,6 +239,10 @@ func (j *endpointJudge) judgeTCP(r *judged) {
 	}
 	c := ts.classes[0]
 	switch {
+	case c == classLocal:
+		j.localPolicy(r)
+	case c == classTLSBlockPage:
+		j.blockPage(r, ts)
 	case c == classCert:
 		j.judgeCert(r, ts)
 	case strings.HasPrefix(c, "connect."):
@@ -239,12 +253,12 @@ func (j *endpointJudge) judgeTCP(r *judged) {
 		name := j.controlName(r)
 		if allEqual(ts.controls, classTLSAlert) {
 			r.v.Verdict = VerdictFailed
-			r.v.Evidence = fmt.Sprintf("the server refused the handshake with a TLS alert, for %s and for %s alike: a server problem, not blocking", j.serverName(r, ts), name)
+			r.v.Evidence = fmt.Sprintf("the server refused the handshake with a TLS alert%s, for %s and for %s alike: a server problem, not blocking", alertNote(ts.obs), j.serverName(r, ts), name)
 			r.v.Control = fmt.Sprintf("the handshake with %s also got a TLS alert", name)
 			return
 		}
 		r.v.Verdict = VerdictInconclusive
-		r.v.Evidence = fmt.Sprintf("the handshake with %s ended in a TLS alert (%s); an alert comes from the server or a middlebox and does not tell which", j.serverName(r, ts), r.v.Failure)
+		r.v.Evidence = fmt.Sprintf("the handshake with %s ended in a TLS alert%s (%s); an alert comes from the server or a middlebox and does not tell which", j.serverName(r, ts), alertNote(ts.obs), r.v.Failure)
 	default:
 		r.v.Verdict = VerdictInconclusive
 		r.v.Evidence = fmt.Sprintf("the handshake failed with %s", r.v.Failure)
@@ -383,6 +397,9 @@ func (j *endpointJudge) handshakeFailure(r *judged, ts tries, c string) {
 	n := len(ts.classes)
 	name := j.controlName(r)
 	verb := map[string]string{classTLSTimeout: "timed out", classTLSReset: "was reset"}[c]
+	if r.v.Failure == failEOF {
+		verb = "was closed (FIN)"
+	}
 	what := fmt.Sprintf("the TLS handshake with %s %s in %d of %d tries (%s)", j.serverName(r, ts), verb, n, n, r.v.Failure)
 	r.lossLike = c == classTLSTimeout
 	reachedN := ts.countControls(classReached)

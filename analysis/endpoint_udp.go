@@ -10,7 +10,9 @@ import (
 const (
 	classQUICVersion = "quic.version"
 	classUDPSilence  = "udp.silence"
-	classUDPRefused  = "udp.refused"
+	classUDPRefused  = "udp.refused"  // port unreachable from an address the probe could not read
+	classUDPArrived  = "udp.arrived"  // port unreachable from the target itself: the datagram arrived
+	classUDPRejected = "udp.rejected" // a firewall's reject: admin prohibited, or unreachable from elsewhere
 	classUDPOther    = "udp.other"
 )
 
@@ -18,9 +20,20 @@ const (
 // the probe offers.
 const failQUICVersion = "quic_incompatible_version"
 
+// failQUICReset is the failure of a QUIC connection the peer ended with
+// a stateless reset.
+const failQUICReset = "quic_stateless_reset"
+
+// classQUICReset: a stateless reset, which only a holder of the server's
+// reset key can make (its token came from the server, encrypted).
+const classQUICReset = "quic.reset"
+
 func quicClass(o *measurements.Observation) string {
 	if o.Failure == failQUICVersion {
 		return classQUICVersion
+	}
+	if o.Failure == failQUICReset {
+		return classQUICReset
 	}
 	return handshakeClass(o)
 }
@@ -43,6 +56,9 @@ func (j *endpointJudge) judgeQUIC(r *judged) {
 		j.judgeCert(r, ts)
 	case classTLSTimeout:
 		j.quicSilence(r, fmt.Sprintf("the QUIC handshake with %s at %s got no answer in %d of %d tries", name, hostPort(r.v.Address, r.v.Port), n, n))
+	case classQUICReset:
+		r.v.Verdict = VerdictFailed
+		r.v.Evidence = fmt.Sprintf("the server at %s ended the connection with a QUIC stateless reset in %d of %d tries: the datagrams arrived, and the server had no state for the connection; a server problem, not blocking", hostPort(r.v.Address, r.v.Port), n, n)
 	case classQUICVersion:
 		r.v.Verdict = VerdictFailed
 		r.v.Evidence = fmt.Sprintf("the server at %s speaks no QUIC version the probe offers: not blocking", hostPort(r.v.Address, r.v.Port))
@@ -93,14 +109,32 @@ func udpClass(o *measurements.Observation) string {
 		return classOK
 	case o.Failure == failTimeout:
 		return classUDPSilence
+	case o.Failure == failLocalFirewall:
+		return classLocal
+	case o.Failure == failAdminProhib:
+		return classUDPRejected
 	case o.Failure == failRefused:
-		return classUDPRefused
+		switch icmp := icmpOf(o); {
+		case icmp == nil:
+			return classUDPRefused
+		case icmp.FromTarget:
+			return classUDPArrived
+		}
+		return classUDPRejected
 	}
 	return classUDPOther
 }
 
+func icmpOf(o *measurements.Observation) *measurements.ICMPDetails {
+	if o.STUN == nil {
+		return nil
+	}
+	return o.STUN.ICMP
+}
+
 func (j *endpointJudge) judgeUDP(r *judged) {
 	var ts tries
+	arrived := 0
 	expect := r.e.target.STUNAnswers
 	for _, a := range r.e.attempts {
 		if a.main == nil {
@@ -109,15 +143,32 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 		if a.main.STUN != nil {
 			expect = a.main.STUN.ExpectAnswer
 		}
-		ts.classes = append(ts.classes, udpClass(a.main))
+		c := udpClass(a.main)
+		if c == classUDPArrived {
+			// The datagram reached the host: the UDP path works, which
+			// is what the call service needs of this endpoint.
+			arrived++
+			c = classOK
+		}
+		ts.classes = append(ts.classes, c)
 		ts.obs = append(ts.obs, a.main)
-	}
-	if j.settleMixed(r, ts) {
-		return
 	}
 	n := len(ts.classes)
 	where := hostPort(r.v.Address, r.v.Port)
+	if j.settleMixed(r, ts) {
+		if r.v.Verdict == VerdictOK && arrived > 0 {
+			r.v.Evidence = fmt.Sprintf("the datagram reached %s, whose host answered port unreachable itself (ICMP from the target address) in %d of %d tries: the UDP path to it works, nothing listens on this port", where, arrived, n)
+			if ok := r.v.Successes - arrived; ok > 0 {
+				r.v.Evidence += fmt.Sprintf("; STUN answered in %d", ok)
+			}
+		}
+		return
+	}
 	switch ts.classes[0] {
+	case classLocal:
+		j.localPolicy(r)
+	case classUDPRejected:
+		j.udpRejected(r, ts)
 	case classUDPSilence:
 		what := fmt.Sprintf("no STUN answer from %s in %d of %d tries", where, n, n)
 		if j.udpPortScope(r, what) {
@@ -129,11 +180,7 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 			return
 		}
 		ref := j.ss.otherUDP(r.family, r.e.addr)
-		if ref != nil && ref.step == measurements.StepQUIC && ref.port == 443 {
-			// Only UDP 443 is seen getting through: a network that lets
-			// nothing but web ports out looks the same as a block.
-			r.v.Verdict, r.v.Suspected = VerdictInconclusive, MethodUDPTimeout
-			r.v.Evidence = what + fmt.Sprintf("; the only UDP seen getting through is QUIC on port 443 (%s), and no STUN server on another port answered, so this network may let only web ports out for every destination: a block aimed at Apple cannot be told from that policy", ref.target.Host)
+		if onlyWebUDP(r, ref, what, MethodUDPTimeout) {
 			return
 		}
 		if ref == nil {
@@ -155,12 +202,28 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 		}
 		r.v.Evidence = what + ", a server known to answer; " + r.v.Control
 	case classUDPRefused:
-		r.v.Verdict = VerdictFailed
-		r.v.Evidence = fmt.Sprintf("%s answered that the port is closed (%s): a server problem, not blocking", where, r.v.Failure)
+		// Port unreachable from an address the probe could not read (a
+		// run stored before it read ICMP errors, or not on Linux): the
+		// host itself, nothing listening, or a firewall's reject.
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = fmt.Sprintf("%s answered port unreachable (%s) in %d of %d tries, from an address the probe could not read: either the datagram reached the host and nothing listens on the port, or a firewall on the path rejected it; neither is called down or blocked", where, r.v.Failure, n, n)
 	default:
 		r.v.Verdict = VerdictInconclusive
 		r.v.Evidence = fmt.Sprintf("the STUN exchange with %s failed with %s", where, r.v.Failure)
 	}
+}
+
+// onlyWebUDP closes r as inconclusive when the only UDP seen getting
+// through (ref) is QUIC on port 443: a network that lets nothing but web
+// ports out, for every destination, looks the same as a block aimed at
+// Apple. It returns true when it did.
+func onlyWebUDP(r *judged, ref *series, what, method string) bool {
+	if ref == nil || ref.step != measurements.StepQUIC || ref.port != 443 {
+		return false
+	}
+	r.v.Verdict, r.v.Suspected = VerdictInconclusive, method
+	r.v.Evidence = what + fmt.Sprintf("; the only UDP seen getting through is QUIC on port 443 (%s), and no STUN server on another port answered, so this network may let only web ports out for every destination: a block aimed at Apple cannot be told from that policy", ref.target.Host)
+	return true
 }
 
 // udpPortScope judges a silent UDP endpoint against a control STUN server
@@ -251,4 +314,53 @@ func (j *endpointJudge) judgeCert(r *judged, ts tries) {
 	}
 	r.v.Verdict = VerdictInconclusive
 	r.v.Evidence = what + "; nothing to compare it with"
+}
+
+// udpRejected judges a UDP endpoint whose every try met a firewall's
+// explicit reject: an ICMP administratively prohibited, or a port
+// unreachable from an address other than the target's. A reject is not
+// silence: loss cannot make it. Whose policy it is needs the same
+// comparison as any port block: UDP getting through to others while it
+// is rejected here.
+func (j *endpointJudge) udpRejected(r *judged, ts tries) {
+	n := len(ts.classes)
+	where := hostPort(r.v.Address, r.v.Port)
+	what := fmt.Sprintf("UDP to %s was rejected (%s) in %d of %d tries", where, r.v.Failure, n, n)
+	fromTarget := 0
+	for _, o := range ts.obs {
+		if icmp := icmpOf(o); icmp != nil && icmp.FromTarget {
+			fromTarget++
+		}
+	}
+	if fromTarget == n {
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = what + ", by the target address itself: its own firewall, or a censor answering in its name; not called blocked"
+		return
+	}
+	// A reject for every destination is this network's policy: the
+	// same port toward a control STUN server, and UDP that gets through
+	// only on web ports, tell it as for silence.
+	if j.udpPortScope(r, what) {
+		return
+	}
+	ref := j.ss.otherUDP(r.family, r.e.addr)
+	if onlyWebUDP(r, ref, what, MethodUDPRejected) {
+		return
+	}
+	if ref == nil {
+		if j.ss.controlsAllFailed() {
+			j.unattributable(r, what)
+			return
+		}
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = what + fmt.Sprintf("; no other UDP (control STUN server, QUIC) got through in every try over %s, so it may be this network's policy for all UDP", familyName(r.family))
+		return
+	}
+	r.candidate = MethodUDPRejected
+	if ref.step == measurements.StepUDP {
+		r.v.Control = fmt.Sprintf("STUN control %s answered in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
+	} else {
+		r.v.Control = fmt.Sprintf("QUIC to %s worked in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
+	}
+	r.v.Evidence = what + ", by a firewall on the path; " + r.v.Control
 }

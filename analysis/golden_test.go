@@ -59,7 +59,7 @@ var working = map[string]string{"imessage": "working", "facetime": "working"}
 const oneOfNet = "ok|unstable"
 
 func scenarios() []scenario {
-	return []scenario{
+	return append([]scenario{
 		{name: "clean", world: func() *world { return &world{} },
 			want: expectation{network: "ok", services: allOK(), apps: working, noBlocked: true}},
 		{name: "clean_repeat3", world: func() *world { return &world{repeats: 3} },
@@ -320,7 +320,7 @@ func scenarios() []scenario {
 				}
 			}}
 		}, want: expectation{network: "ok", services: allOK(), apps: working, noBlocked: true}},
-	}
+	}, classifyScenarios()...)
 }
 
 // appleDropped drops every step to Apple's addresses: connects, QUIC and

@@ -48,6 +48,7 @@ const (
 	NetworkUnstable       = "unstable"        // results vary between tries (packet loss): more evidence is required
 	NetworkPartial        = "partial"         // some reference paths fail: verdicts that need them are inconclusive
 	NetworkNoConnectivity = "no_connectivity" // nothing could be reached: nothing is called blocked
+	NetworkCaptivePortal  = "captive_portal"  // a captive portal answers for the internet: log in first; nothing behind it is judged
 	NetworkUnknown        = "unknown"         // no observations
 )
 
@@ -70,6 +71,8 @@ const (
 	MethodTLSInterception = "tls.interception" // a certificate chain that is not the server's
 	MethodQUICTimeout     = "quic.timeout"     // QUIC silent while TCP to the same server or QUIC to a control host works
 	MethodUDPTimeout      = "udp.timeout"      // STUN silent where an answer is expected and other UDP gets through
+	MethodUDPRejected     = "udp.rejected"     // a firewall rejects UDP (ICMP administratively prohibited, or unreachable from another address) while other UDP gets through
+	MethodTLSBlockPage    = "tls.blockpage"    // a middlebox answers the ClientHello with an HTTP page while control hosts' handshakes verify
 )
 
 // Services are the groups a report judges; the control group is not a

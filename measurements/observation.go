@@ -171,6 +171,13 @@ type TLSDetails struct {
 	// plus any extra roots, for ServerName. VerifyFailure says why not.
 	Verified      bool   `json:"verified"`
 	VerifyFailure string `json:"verify_failure,omitempty"`
+	// Alert names the TLS alert the peer sent to end the handshake
+	// ("handshake_failure"), when it sent one.
+	Alert string `json:"alert,omitempty"`
+	// ServerBytes are the first bytes the peer sent when they were not
+	// TLS (a block page's or a captive portal's HTTP answer), at most 512.
+	// They are hostile: shown only escaped, never raw.
+	ServerBytes []byte `json:"server_bytes,omitempty"`
 }
 
 // STUNDetails records one STUN binding exchange (RFC 5389).
@@ -187,6 +194,22 @@ type STUNDetails struct {
 	MappedAddressSeen bool `json:"mapped_address_seen,omitempty"`
 	// ResponseBytes is the size of the first valid response.
 	ResponseBytes int `json:"response_bytes,omitempty"`
+	// ICMP is the ICMP error that ended the exchange, when the socket
+	// could read it (Linux, IP_RECVERR).
+	ICMP *ICMPDetails `json:"icmp,omitempty"`
+}
+
+// ICMPDetails records an ICMP error answering a datagram. The address it
+// came from is not kept (it may be a router inside the volunteer's own
+// network): only whether it was the address the datagram went to.
+type ICMPDetails struct {
+	IPv6 bool `json:"ipv6,omitempty"`
+	Type int  `json:"type"`
+	Code int  `json:"code"`
+	// FromTarget says the ICMP came from the target address itself: the
+	// datagram reached that host (a port unreachable then means nothing
+	// listens on the port, not that the path is blocked).
+	FromTarget bool `json:"from_target"`
 }
 
 // Run statuses.

@@ -77,7 +77,7 @@ func networkClass(status string) string {
 	switch status {
 	case analysis.NetworkOK:
 		return classOK
-	case analysis.NetworkUnstable, analysis.NetworkPartial:
+	case analysis.NetworkUnstable, analysis.NetworkPartial, analysis.NetworkCaptivePortal:
 		return classUnknown
 	case analysis.NetworkNoConnectivity:
 		return classFailed
@@ -103,6 +103,7 @@ var networkWords = map[string]string{
 	analysis.NetworkUnstable:       "unstable (packet loss)",
 	analysis.NetworkPartial:        "partly working",
 	analysis.NetworkNoConnectivity: "no connectivity",
+	analysis.NetworkCaptivePortal:  "captive portal (log in first)",
 	analysis.NetworkUnknown:        "unknown",
 }
 
@@ -112,6 +113,7 @@ var networkExplained = map[string]string{
 	analysis.NetworkUnstable:       "Results varied between tries, as with packet loss; a failure was called blocked only with more evidence.",
 	analysis.NetworkPartial:        "Some reference paths failed; verdicts that needed them are \u201ccannot tell\u201d.",
 	analysis.NetworkNoConnectivity: "Nothing could be reached, not even the control hosts: this is an outage, and nothing is called blocked.",
+	analysis.NetworkCaptivePortal:  "A captive portal answered instead of the internet: log in to this network first, then measure again. Nothing behind the portal is judged.",
 	analysis.NetworkUnknown:        "There were no observations to judge the network by.",
 }
 

@@ -90,6 +90,9 @@ func Classify(err error) string {
 	if errors.Is(err, context.Canceled) {
 		return Interrupted
 	}
+	if f := classifyDistinct(err); f != "" {
+		return f
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return GenericTimeout
 	}
@@ -150,6 +153,12 @@ func classifyText(s string) string {
 		return ConnectionRefused
 	case strings.Contains(l, "connection reset"), strings.Contains(l, "broken pipe"):
 		return ConnectionReset
+	case strings.Contains(l, "operation not permitted"), strings.Contains(l, "permission denied"):
+		return LocalFirewall
+	case strings.Contains(l, "server gave http response to https client"):
+		return HTTPResponseToTLS
+	case strings.Contains(l, "stateless reset"):
+		return QUICStatelessReset
 	case strings.Contains(l, "no route to host"):
 		return HostUnreachable
 	case strings.Contains(l, "network is unreachable"):

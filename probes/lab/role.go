@@ -35,6 +35,10 @@ const (
 	// namespace presenting certificates of an untrusted CA
 	// (InterceptorConfig).
 	RoleInterceptor Role = "interceptor"
+	// RolePortal is a captive portal's web server in the censor's
+	// namespace, answering every connection with a redirect to its login
+	// page, in plaintext, whatever the client sent (PortalConfig).
+	RolePortal Role = "portal"
 )
 
 // shutdownTimeout bounds the graceful stop of a role's HTTP server; the
@@ -118,6 +122,12 @@ func Serve(ctx context.Context, role Role, config []byte, ready func()) error {
 			return fmt.Errorf("lab: %s config: %w", role, err)
 		}
 		stop, err = startInterceptor(c)
+	case RolePortal:
+		var c PortalConfig
+		if err := json.Unmarshal(config, &c); err != nil {
+			return fmt.Errorf("lab: %s config: %w", role, err)
+		}
+		stop, err = startPortal(c)
 	default:
 		return fmt.Errorf("lab: unknown role %q", role)
 	}

@@ -53,7 +53,27 @@ const (
 	// censor dropping the rest of the flow does. The connection is held
 	// until the server closes.
 	TLSStall
+	// TLSCloseAfterClientHello reads the ClientHello and closes the
+	// connection with a FIN, as a server (or a middlebox) that hangs up
+	// does.
+	TLSCloseAfterClientHello
+	// TLSAlertAfterClientHello reads the ClientHello and answers with a
+	// fatal handshake_failure alert, as a server refusing the handshake
+	// does.
+	TLSAlertAfterClientHello
+	// TLSHTTPRedirect reads the ClientHello and answers with PortalResponse
+	// in plaintext, then closes: a captive portal or a block page
+	// answering a TLS port.
+	TLSHTTPRedirect
 )
+
+// PortalResponse is what a TLSHTTPRedirect server answers a ClientHello
+// with.
+const PortalResponse = "HTTP/1.1 302 Found\r\nLocation: http://portal.example/login\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+// alertHandshakeFailure is a TLS 1.2 record carrying a fatal (2)
+// handshake_failure (40) alert.
+var alertHandshakeFailure = []byte{21, 3, 3, 0, 2, 2, 40}
 
 // String returns the mode's name.
 func (m TLSMode) String() string {
@@ -64,6 +84,12 @@ func (m TLSMode) String() string {
 		return "reset_after_client_hello"
 	case TLSStall:
 		return "stall"
+	case TLSCloseAfterClientHello:
+		return "close_after_client_hello"
+	case TLSAlertAfterClientHello:
+		return "alert_after_client_hello"
+	case TLSHTTPRedirect:
+		return "http_redirect"
 	}
 	return fmt.Sprintf("TLSMode(%d)", int(m))
 }
@@ -102,7 +128,7 @@ func StartTLS(addr string, mode TLSMode, cert tls.Certificate, alpn []string) (*
 			return nil, errors.New("TLSValid server needs a certificate")
 		}
 		s.config = serverConfig(cert, alpn)
-	case TLSResetAfterClientHello, TLSStall:
+	case TLSResetAfterClientHello, TLSStall, TLSCloseAfterClientHello, TLSAlertAfterClientHello, TLSHTTPRedirect:
 	default:
 		return nil, fmt.Errorf("unknown TLS server mode %v", mode)
 	}
@@ -217,6 +243,18 @@ func (s *TLSServer) handle(conn net.Conn) {
 		conn.SetReadDeadline(time.Time{})
 		io.Copy(io.Discard, conn)
 		conn.Close()
+	case TLSCloseAfterClientHello, TLSAlertAfterClientHello, TLSHTTPRedirect:
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(clientHelloTimeout))
+		if _, err := readRecord(conn); err != nil {
+			return
+		}
+		switch s.mode {
+		case TLSAlertAfterClientHello:
+			conn.Write(alertHandshakeFailure)
+		case TLSHTTPRedirect:
+			io.WriteString(conn, PortalResponse)
+		}
 	}
 }
 

@@ -85,6 +85,7 @@ func Handshake(ctx context.Context, addr netip.AddrPort, cfg Config) *measuremen
 		obs.Duration = time.Since(obs.Started)
 		obs.Failure = failure.Classify(err)
 		obs.Operation = op
+		details.Alert = failure.TLSAlert(err)
 		return obs
 	}
 

@@ -104,6 +104,10 @@ func binding(ctx context.Context, addr netip.AddrPort, expectAnswer bool, s sche
 	if err != nil {
 		obs.Failure = failure.Classify(err)
 		obs.Operation = op
+		var icmp *failure.ICMPError
+		if errors.As(err, &icmp) {
+			details.ICMP = &measurements.ICMPDetails{IPv6: icmp.IPv6, Type: int(icmp.Type), Code: int(icmp.Code), FromTarget: icmp.FromTarget}
+		}
 		return obs
 	}
 	details.Responded = true
@@ -160,7 +164,7 @@ type result struct {
 // network's, the context's, or a failure.Error for silence.
 func exchange(ctx context.Context, addr netip.AddrPort, s schedule, wire []byte, id [12]byte) (result, string, error) {
 	var res result
-	var d net.Dialer
+	d := net.Dialer{Control: recvErr}
 	conn, err := d.DialContext(ctx, "udp", addr.String())
 	if err != nil {
 		return res, failure.OpConnect, err
@@ -180,9 +184,9 @@ func exchange(ctx context.Context, addr netip.AddrPort, s schedule, wire []byte,
 			// A refusal on write is the ICMP answer to an earlier
 			// request, reported by the next socket call.
 			if errors.Is(err, syscall.ECONNREFUSED) {
-				return res, failure.OpRead, err
+				return res, failure.OpRead, withICMP(conn, addr.Addr(), err)
 			}
-			return res, failure.OpWrite, err
+			return res, failure.OpWrite, withICMP(conn, addr.Addr(), err)
 		}
 		res.attempts++
 		if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
@@ -202,7 +206,7 @@ func exchange(ctx context.Context, addr netip.AddrPort, s schedule, wire []byte,
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					break // retransmit
 				}
-				return res, failure.OpRead, err
+				return res, failure.OpRead, withICMP(conn, addr.Addr(), err)
 			}
 			m, err := ParseMessage(buf[:n])
 			if err != nil || m.TransactionID != id || m.Method() != MethodBinding {

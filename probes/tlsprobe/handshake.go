@@ -126,9 +126,11 @@ func Handshake(ctx context.Context, conn net.Conn, addr netip.AddrPort, cfg Conf
 		err = errors.New("tlsprobe: no connection to shake hands over")
 	}
 	var uconn *utls.UConn
+	var rec *firstBytesConn
 	if err == nil {
 		obs.TLS.ALPN = offered
-		uconn = utls.UClient(conn, &utls.Config{
+		rec = &firstBytesConn{Conn: conn}
+		uconn = utls.UClient(rec, &utls.Config{
 			ServerName: cfg.ServerName,
 			// Verification happens after the handshake, so that a chain
 			// that fails it is still recorded.
@@ -151,8 +153,7 @@ func Handshake(ctx context.Context, conn net.Conn, addr netip.AddrPort, cfg Conf
 	err = uconn.HandshakeContext(hctx)
 	obs.Duration = time.Since(start)
 	if err != nil {
-		obs.Failure = failure.Classify(err)
-		obs.Operation = failure.OpTLSHandshake
+		recordFailure(obs, err, rec.bytes())
 		return obs
 	}
 

@@ -74,10 +74,17 @@ func corroborate(rs []*judged, ns *netState, confirmed bool) {
 			tries[r.candidateKey()] += r.tries
 		}
 	}
-	for _, r := range rs {
-		if r.candidate == "" {
-			continue
+	// Resets and refusals at connect go last: they may be the residual of
+	// a block another endpoint of the same address shows (residualOf).
+	ordered := make([]*judged, 0, len(rs))
+	for _, late := range []bool{false, true} {
+		for _, r := range rs {
+			if r.candidate != "" && serverWide[r.candidate] == late {
+				ordered = append(ordered, r)
+			}
 		}
+	}
+	for _, r := range ordered {
 		peers, independent, group, shared := 0, 0, 0, true
 		for _, o := range rs {
 			if !o.counted || o.v.Group != r.v.Group || o.e.key.kind != r.e.key.kind {
@@ -112,6 +119,9 @@ func corroborate(rs []*judged, ns *netState, confirmed bool) {
 		case r.lossLike && (peers+1)*2 <= group:
 			shortfall = fmt.Sprintf("silence proves little on its own, and only %d of %d such endpoints of the group showed it", peers+1, group)
 		case serverWide[r.candidate] && independent == 0:
+			if residualOf(r, rs) {
+				continue
+			}
 			r.v.Verdict, r.v.Suspected = VerdictFailed, r.candidate
 			r.v.Evidence += fmt.Sprintf("; no server outside %s showed it: a server (or its cluster) that %s every connection whatever the name is a server problem, such as maintenance, not a block, unless path evidence shows the network does it", prefixOf(r.e.addr), serverWideVerb[r.candidate])
 			continue
@@ -136,6 +146,27 @@ func corroborate(rs []*judged, ns *netState, confirmed bool) {
 			r.v.Evidence += fmt.Sprintf("; every server measured is in %s, so the pattern's holding over time stands in for a second server", prefixOf(r.e.addr))
 		}
 	}
+}
+
+// residualOf reports whether r, reset or refused at connect in every try,
+// sits at an address where another endpoint's handshake was reset on the
+// target's server name while the control name worked: a censor's residual
+// block, which resets everything to the server for a while after a
+// trigger, reached r's port first. r then takes that endpoint's method
+// once it is called blocked, and residualOf sets the verdict.
+func residualOf(r *judged, rs []*judged) bool {
+	if r.candidate != MethodTCPReset && r.candidate != MethodTCPRefused {
+		return false
+	}
+	for _, o := range rs {
+		if o == r || o.e.addr != r.e.addr || o.candidate != MethodSNIFiltering || o.v.Verdict != VerdictBlocked {
+			continue
+		}
+		r.v.Verdict, r.v.Method = VerdictBlocked, o.v.Method
+		r.v.Evidence += fmt.Sprintf("; port %d of the same address was reset on the server name while the control name worked: this is the residual block censors keep on a server after a trigger, reached first here", o.v.Port)
+		return true
+	}
+	return false
 }
 
 var serverWideVerb = map[string]string{MethodTCPReset: "resets", MethodTCPRefused: "refuses", MethodTLSReset: "resets"}

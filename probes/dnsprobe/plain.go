@@ -96,8 +96,19 @@ func (r *Resolver) exchangeUDP(ctx context.Context, obs *measurements.Observatio
 		if err != nil {
 			return // the window closed, or ctx ended: nothing more to record
 		}
-		obs.DNS.Late = append(obs.DNS.Late, lateResponse(resp, raw, time.Since(sent)))
+		addLate(obs.DNS, query.Question[0].Name, resp, raw, time.Since(sent))
 	}
+}
+
+// addLate records a late response in d: whole while d holds fewer than
+// measurements.MaxLateResponses, counted after that.
+func addLate(d *measurements.DNSDetails, qname string, resp *dns.Msg, raw []byte, delay time.Duration) {
+	if len(d.Late) < measurements.MaxLateResponses {
+		d.Late = append(d.Late, lateResponse(qname, resp, raw, delay))
+		return
+	}
+	d.LateDropped++
+	d.LateDroppedBytes += int64(len(raw))
 }
 
 // readResponse reads from conn until a response to query arrives, the

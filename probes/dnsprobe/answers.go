@@ -188,4 +188,3 @@ func cnameChain(qname string, resp *dns.Msg) []string {
 	}
 	return chain
 }
-

@@ -217,6 +217,10 @@ func TestDialHandshake(t *testing.T) {
 		wantOperation string
 	}{
 		{"ok", good, cfg, "", ""},
+		// The longest ALPN list a catalog accepts (1,024 bytes encoded)
+		// must not fail locally, or it would be stored as the network's
+		// failure.
+		{"longest alpn list", good, Config{ServerName: courier, ALPN: longALPN(), RootCAs: trusted.Pool()}, "", ""},
 		{"refused", refusing, cfg, failure.ConnectionRefused, failure.OpConnect},
 		{"blackhole", blackhole.Addr(), cfg, failure.GenericTimeout, failure.OpConnect},
 		{"bad alpn", good, Config{ServerName: courier, ALPN: []string{""}}, failure.UnknownPrefix, failure.OpTLSHandshake},
@@ -401,4 +405,14 @@ func TestHandshakeBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// longALPN is an ALPN list just under 1,024 bytes encoded, the catalog's
+// cap, ending with apns so that the test servers agree on it.
+func longALPN() []string {
+	var l []string
+	for _, c := range "pqr" {
+		l = append(l, strings.Repeat(string(c), 255))
+	}
+	return append(l, strings.Repeat("s", 236), apns)
 }

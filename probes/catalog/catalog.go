@@ -61,10 +61,16 @@ func Default() (measurements.Catalog, error) {
 	return Parse(DefaultName, defaultText)
 }
 
-// MaxFileBytes caps a catalog file. The default catalog is 5 KB; 16 MiB
-// holds about 200,000 small targets, more than any run can measure in its
-// deadline, and is stored whole with every run.
-const MaxFileBytes = 16 << 20
+// MaxFileBytes caps a catalog file, which every run stores whole. The
+// default catalog is 5 KB; 4 MiB holds MaxTargets commented targets.
+const MaxFileBytes = 4 << 20
+
+// MaxTargets caps the targets of a catalog. A parsed target costs a few
+// hundred bytes, twice that while parsing: 100,000 of them took 135 MB
+// before the first was measured, too much for a small machine, and more
+// than a run can measure (at the default --parallel 64, 10,000 targets
+// take minutes of lookups alone). The default catalog has 23.
+const MaxTargets = 10000
 
 // Limits of a stanza, from the protocols where they have one.
 const (
@@ -129,11 +135,18 @@ func Parse(name string, text []byte) (measurements.Catalog, error) {
 		if err := validate(name, cur, seenKeys); err != nil {
 			return err
 		}
+		if len(cat.Targets) == MaxTargets {
+			return &Error{File: name, Line: cur.Line, Msg: fmt.Sprintf("more than %d targets; a catalog holds at most %d", MaxTargets, MaxTargets)}
+		}
 		cat.Targets = append(cat.Targets, *cur)
 		return nil
 	}
-	for i, raw := range bytes.Split(text, []byte("\n")) {
-		lineNo := i + 1
+	// Line by line without splitting the whole text first: a catalog of
+	// 100,000 targets has 600,000 lines.
+	rest := text
+	for lineNo := 1; len(rest) > 0; lineNo++ {
+		var raw []byte
+		raw, rest, _ = bytes.Cut(rest, []byte("\n"))
 		if len(raw) > inputfile.MaxLineBytes {
 			return cat, &Error{File: name, Line: lineNo, Msg: inputfile.LineTooLong(len(raw))}
 		}
@@ -154,7 +167,7 @@ func Parse(name string, text []byte) (measurements.Catalog, error) {
 			}
 			names[tname] = lineNo
 			cur = &measurements.Target{Name: tname, Line: lineNo}
-			seenKeys = map[string]int{}
+			clear(seenKeys)
 			continue
 		}
 		key, value, ok := strings.Cut(line, "=")

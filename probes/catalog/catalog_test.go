@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -175,8 +176,28 @@ func TestErrorsQuoteAnExcerpt(t *testing.T) {
 
 func TestLoadRefusesLargeFiles(t *testing.T) {
 	_, err := Load("/dev/zero")
-	if err == nil || !strings.Contains(err.Error(), "/dev/zero is larger than 16777216 bytes") {
+	if err == nil || !strings.Contains(err.Error(), "/dev/zero is larger than 4194304 bytes") {
 		t.Fatalf("Load(/dev/zero) error = %v, want it too large", err)
+	}
+}
+
+func TestParseTargetCap(t *testing.T) {
+	var b strings.Builder
+	stanza := func(i int) string {
+		return fmt.Sprintf("[target t%d]\ngroup=control\nhost=t%d.test\nports=443\ntransports=tcp\n", i, i)
+	}
+	for i := range MaxTargets {
+		b.WriteString(stanza(i))
+	}
+	cat, err := Parse("cap.catalog", []byte(b.String()))
+	if err != nil || len(cat.Targets) != MaxTargets {
+		t.Fatalf("Parse of %d targets = %d targets, %v; want them all", MaxTargets, len(cat.Targets), err)
+	}
+	b.WriteString(stanza(MaxTargets))
+	_, err = Parse("cap.catalog", []byte(b.String()))
+	want := fmt.Sprintf("cap.catalog:%d: more than %d targets", 5*MaxTargets+1, MaxTargets)
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Parse of %d targets: error %v, want %q", MaxTargets+1, err, want)
 	}
 }
 

@@ -157,6 +157,9 @@ func FanOutScript(first netip.Addr, n int, offChainName string, offChain []netip
 				resp.Answer = append(resp.Answer, addressRecords(dns.Fqdn(offChainName), dns.TypeA, DefaultTTL, offChain)...)
 			}
 		}
+		// No EDNS record: 4094 records for a short name fill 64 KB to the
+		// last few bytes.
+		resp.Extra = nil
 		resp.Compress = true
 		b, err := resp.Pack()
 		if err != nil {

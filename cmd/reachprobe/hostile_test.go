@@ -61,7 +61,7 @@ const rssPollInterval = 5 * time.Millisecond
 // (Go starts children with CLONE_VM, and the kernel records the shared
 // address space's high-water mark at exec). A child gone before the
 // first read gets that rusage figure, an upper bound.
-func runChild(t *testing.T, env []string, db string, args ...string) childRun {
+func runChild(t testing.TB, env []string, db string, args ...string) childRun {
 	t.Helper()
 	cmd := exec.Command(hostileBinary(), args...)
 	cmd.Env = env
@@ -149,7 +149,7 @@ type hostileLab struct {
 	refusedPort      uint16
 }
 
-func startHostileLab(t *testing.T, zone probetest.Zone) *hostileLab {
+func startHostileLab(t testing.TB, zone probetest.Zone) *hostileLab {
 	t.Helper()
 	root, err := probetest.ModuleRoot()
 	if err != nil {
@@ -176,7 +176,7 @@ func startHostileLab(t *testing.T, zone probetest.Zone) *hostileLab {
 }
 
 // write writes a file of the lab and returns its path.
-func (l *hostileLab) write(t *testing.T, name, text string) string {
+func (l *hostileLab) write(t testing.TB, name, text string) string {
 	t.Helper()
 	p := filepath.Join(l.dir, name)
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
@@ -187,7 +187,7 @@ func (l *hostileLab) write(t *testing.T, name, text string) string {
 
 // args are the run flags of the lab for catalog and the nameserver at
 // dnsAddr; extra flags come last.
-func (l *hostileLab) args(t *testing.T, db, catalog, dnsAddr string, extra ...string) []string {
+func (l *hostileLab) args(t testing.TB, db, catalog, dnsAddr string, extra ...string) []string {
 	rc := l.write(t, "resolv.conf", "nameserver "+dnsAddr+"\n")
 	return append([]string{"run", "--db", db, "--targets", catalog, "--ca-file", l.caFile, "--control-doh", l.doh,
 		"--resolv-conf", rc, "--no-network-id", "--timeout", "60s"}, extra...)
@@ -198,7 +198,7 @@ func (l *hostileLab) oneTarget(host string) string {
 	return fmt.Sprintf("[target hostile]\ngroup = push\nhost = %s\nports = %d\ntransports = tcp\nnetworks = 127.0.0.0/8\n", host, l.refusedPort)
 }
 
-func startHostileDNS(t *testing.T, script probetest.DNSScript) string {
+func startHostileDNS(t testing.TB, script probetest.DNSScript) string {
 	t.Helper()
 	s, err := probetest.StartHostileDNS("127.0.0.1:0", script)
 	if err != nil {
@@ -227,8 +227,9 @@ func TestHostileDNSFlood(t *testing.T) {
 	}
 	genuine := netip.MustParseAddr("127.0.0.1")
 	l := startHostileLab(t, probetest.Zone{"flood.test": {Addrs: []netip.Addr{genuine}}})
-	const size, count = 65000, 4000
-	dnsAddr := startHostileDNS(t, probetest.FloodScript([]netip.Addr{genuine}, size, count))
+	// 64 KB responses for longer than the listening window.
+	const size, flood = 65000, 1500 * time.Millisecond
+	dnsAddr := startHostileDNS(t, probetest.FloodScript([]netip.Addr{genuine}, size, flood, nil))
 	db := filepath.Join(l.dir, "flood.db")
 	cat := l.write(t, "flood.catalog", l.oneTarget("flood.test"))
 	r := runChild(t, testEnviron(l.dir), db, l.args(t, db, cat, dnsAddr)...)
@@ -287,8 +288,8 @@ func TestHostileDNSFanOut(t *testing.T) {
 	}
 }
 
-// TestHostileDoHStatusLine: the DoH control answers with a 9 MB status
-// line. Its failure is stored short.
+// TestHostileDoHStatusLine: the DoH control answers with a malformed 9 MB
+// status line. Its failure is stored short.
 func TestHostileDoHStatusLine(t *testing.T) {
 	l := startHostileLab(t, nil)
 	ca, err := probetest.LoadTestCA()
@@ -440,4 +441,25 @@ func TestHostileLargeCatalog(t *testing.T) {
 	if perTarget := len(r.stderr) / max(measured, 1); perTarget > 1024 {
 		t.Errorf("the log holds %d bytes per target measured, want at most 1 kB", perTarget)
 	}
+}
+
+// BenchmarkRunDNSFlood runs the binary against the flood server of
+// TestHostileDNSFlood and reports the child's peak resident memory and the
+// database it left, the worst of the runs.
+func BenchmarkRunDNSFlood(b *testing.B) {
+	genuine := netip.MustParseAddr("127.0.0.1")
+	l := startHostileLab(b, probetest.Zone{"flood.test": {Addrs: []netip.Addr{genuine}}})
+	dnsAddr := startHostileDNS(b, probetest.FloodScript([]netip.Addr{genuine}, 65000, 1500*time.Millisecond, nil))
+	cat := l.write(b, "flood.catalog", l.oneTarget("flood.test"))
+	var peak, size int64
+	for i := range b.N {
+		db := filepath.Join(l.dir, fmt.Sprintf("flood-%d.db", i))
+		r := runChild(b, testEnviron(l.dir), db, l.args(b, db, cat, dnsAddr)...)
+		if r.code != exitOK {
+			b.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+		peak, size = max(peak, r.peakRSS), max(size, r.dbBytes)
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MB")
+	b.ReportMetric(float64(size)/1024, "db-kB")
 }

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -80,11 +82,13 @@ func (s *HostileDNS) Close() error {
 }
 
 // FloodScript answers an A query over UDP with addrs (the genuine answer),
-// then sends count further responses with the query's ID, each padded to
-// size bytes (at most 65,507, the largest UDP payload) with a TXT record in
-// the additional section: an injector flooding the listening window. Over
-// TCP, and to other queries, it answers once with addrs of the family.
-func FloodScript(addrs []netip.Addr, size, count int) DNSScript {
+// then for d sends further responses with the query's ID as fast as it
+// can, each padded to size bytes (at most 65,507, the largest UDP
+// payload) with a TXT record in the additional section: an injector
+// flooding the listening window. Over TCP, and to other queries, it
+// answers once with addrs of the family. It returns how many it sent
+// through sent, when not nil.
+func FloodScript(addrs []netip.Addr, size int, d time.Duration, sent *atomic.Int64) DNSScript {
 	return func(req *dns.Msg, transport string, send func([]byte) error, done <-chan struct{}) {
 		q := req.Question[0]
 		resp := newResponse(req)
@@ -97,7 +101,8 @@ func FloodScript(addrs []netip.Addr, size, count int) DNSScript {
 		if err != nil {
 			return
 		}
-		for range count {
+		end := time.Now().Add(d)
+		for time.Now().Before(end) {
 			select {
 			case <-done:
 				return
@@ -105,6 +110,9 @@ func FloodScript(addrs []netip.Addr, size, count int) DNSScript {
 			}
 			if send(flood) != nil {
 				return
+			}
+			if sent != nil {
+				sent.Add(1)
 			}
 		}
 	}
@@ -170,15 +178,15 @@ func FanOutScript(first netip.Addr, n int, offChainName string, offChain []netip
 }
 
 // StartHugeStatusLine starts a TLS server at addr that answers every
-// HTTP request with a status line of n bytes: a DoH server whose error
-// text would be megabytes long. It serves cert and HTTP/1.1 only. The
+// HTTP request with a malformed status line of n bytes ("HTTP/1.1 xxx...",
+// no status code): a DoH server whose error text would be megabytes long. It serves cert and HTTP/1.1 only. The
 // returned function stops it.
 func StartHugeStatusLine(addr string, cert tls.Certificate, n int) (netip.AddrPort, func(), error) {
 	ln, err := tls.Listen("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		return netip.AddrPort{}, nil, err
 	}
-	line := []byte("HTTP/1.1 200 " + strings.Repeat("x", max(n-15, 0)) + "\r\n\r\n")
+	line := []byte("HTTP/1.1 " + strings.Repeat("x", max(n-11, 0)) + "\r\n\r\n")
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {

@@ -22,7 +22,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // (dns.TypeA, dns.TypeAAAA) with one UDP query and returns its
 // observation, Engine "udp". The first response with the query's ID and
 // question is the answer; further ones arriving within the listening
-// window go into DNSDetails.Late, responses with another ID are ignored.
+// window go into DNSDetails.Late (the first measurements.MaxLateResponses
+// whole, the others counted in LateDropped and LateDroppedBytes), and
+// responses with another ID are ignored.
 // Duration runs to the first response (the window is not counted), and
 // when no response comes the lookup ends with generic_timeout_error after
 // LookupTimeout or at ctx's deadline, whichever is first. When the first

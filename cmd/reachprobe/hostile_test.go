@@ -244,6 +244,7 @@ func TestHostileDNSFlood(t *testing.T) {
 		t.Fatalf("%d plain A lookups stored, want 1", len(udp))
 	}
 	d := udp[0].DNS
+	t.Logf("dns-flood: %d late responses kept, %d counted (%d bytes)", len(d.Late), d.LateDropped, d.LateDroppedBytes)
 	if len(d.Late) != measurements.MaxLateResponses || d.LateDropped < 1 || d.LateDroppedBytes != int64(d.LateDropped)*int64(len(d.Late[0].Raw)) {
 		t.Errorf("late responses: %d kept, %d dropped of %d bytes; want %d kept and the rest counted",
 			len(d.Late), d.LateDropped, d.LateDroppedBytes, measurements.MaxLateResponses)
@@ -267,6 +268,7 @@ func TestHostileDNSFanOut(t *testing.T) {
 	}
 	obs := storedObservations(t, db)
 	tcp := find(obs, "hostile", measurements.StepTCP, nil)
+	t.Logf("dns-fanout: %d connects", len(tcp))
 	if len(tcp) == 0 || len(tcp) > measurements.MaxAddressesPerFamily {
 		t.Errorf("%d connects, want 1 to %d", len(tcp), measurements.MaxAddressesPerFamily)
 	}

@@ -55,11 +55,14 @@ func classifyRcode(rcode, fail string, naddrs int) string {
 	return dnsOther
 }
 
-// answerAddrs returns the A and AAAA addresses of answers, in order.
+// answerAddrs returns the A and AAAA addresses of answers, in order,
+// leaving out records off the query name's CNAME chain.
 func answerAddrs(answers []measurements.DNSAnswer) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range answers {
-		if a.Type != "A" && a.Type != "AAAA" {
+		// A record owned by a name off the query's CNAME chain is not
+		// the name's address; the probe never connected to it.
+		if a.Type != "A" && a.Type != "AAAA" || a.Unused == measurements.UnusedOffChain {
 			continue
 		}
 		if ip, err := netip.ParseAddr(a.Data); err == nil {

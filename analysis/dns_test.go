@@ -266,3 +266,17 @@ func TestDNSRules(t *testing.T) {
 		})
 	}
 }
+
+func TestAnswerAddrsLeavesOffChainOut(t *testing.T) {
+	answers := []measurements.DNSAnswer{
+		{Name: "x.test.", Type: "A", Data: "17.0.0.1"},
+		{Name: "victim.test.", Type: "A", Data: "198.51.100.7", Unused: measurements.UnusedOffChain},
+		{Name: "x.test.", Type: "A", Data: "17.0.0.2", Unused: measurements.UnusedOverCap},
+		{Name: "x.test.", Type: "CNAME", Data: "y.test."},
+	}
+	got := answerAddrs(answers)
+	want := []netip.Addr{netip.MustParseAddr("17.0.0.1"), netip.MustParseAddr("17.0.0.2")}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("answerAddrs = %v, want %v: the name's answers, measured or over the cap, not another name's", got, want)
+	}
+}

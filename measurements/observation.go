@@ -126,10 +126,22 @@ type DNSDetails struct {
 	// Late holds further responses to the same query that arrived within
 	// the listening window after the first one; on-path injectors race the
 	// real resolver, so two responses to one query are a signature.
-	Late []DNSResponse `json:"late,omitempty"`
+	// It keeps the first MaxLateResponses whole; LateDropped counts the
+	// ones after those and LateDroppedBytes their size, so that a flood,
+	// itself a signature, is recorded without growing with it.
+	Late             []DNSResponse `json:"late,omitempty"`
+	LateDropped      int           `json:"late_dropped,omitempty"`
+	LateDroppedBytes int64         `json:"late_dropped_bytes,omitempty"`
 	// RawResponse is the first response in wire format, when there was one.
 	RawResponse []byte `json:"raw_response,omitempty"`
 }
+
+// MaxLateResponses is how many late responses to one query a lookup keeps
+// whole. An injector and the genuine resolver make two; a few more show a
+// pattern (several injectors, duplicates). Beyond that a flood is only
+// counted: kept whole, a one-second flood of 64 KB responses cost a run a
+// gigabyte of memory.
+const MaxLateResponses = 4
 
 // DNSResponse is one response to a query, as received.
 type DNSResponse struct {
@@ -146,7 +158,31 @@ type DNSAnswer struct {
 	// Data is the address for A and AAAA, the target name for CNAME.
 	Data string `json:"data"`
 	TTL  uint32 `json:"ttl"`
+	// Unused, for an address, says why the probe did not measure it
+	// (Unused* constants); empty when it was measured or, in a late
+	// response, never meant to be.
+	Unused string `json:"unused,omitempty"`
 }
+
+// Why an address of an answer was recorded but not measured.
+const (
+	// UnusedOffChain: the record's owner is neither the query name nor
+	// a name of its CNAME chain. A resolver has no business answering
+	// for another name; a censor could use it to send probes anywhere.
+	UnusedOffChain = "off_chain"
+	// UnusedOverCap: the lookups of the name gave more addresses of the
+	// family than a target measures (MaxAddressesPerFamily).
+	UnusedOverCap = "over_cap"
+)
+
+// MaxAddressesPerFamily caps the addresses of one family measured per
+// target and repetition. Apple's and the controls' names answer with one
+// to four addresses per resolver; eight leaves room for three resolvers
+// disagreeing while a resolver answering with thousands (a 64 KB TCP answer
+// holds 4094 A records) cannot make volunteers' probes a traffic source
+// toward third parties: at most 8 addresses × 2 families × the target's
+// ports are contacted.
+const MaxAddressesPerFamily = 8
 
 // TCPDetails records one connect. The interesting facts (address, port,
 // failure, timing) live in the Observation; LocalFamily is kept for

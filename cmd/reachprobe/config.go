@@ -17,7 +17,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -27,6 +26,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/reachprobe/reachprobe/probes/inputfile"
 )
 
 // valueKind says how a config value is checked and what it becomes.
@@ -138,20 +139,12 @@ func loadConfig(env *environ, explicit string) (*config, error) {
 	if err != nil {
 		return nil, usageError{fmt.Errorf("config file %s: %w", path, err)}
 	}
-	f, err := os.Open(abs)
+	data, err := inputfile.Read(abs, maxConfigSize)
 	if errors.Is(err, os.ErrNotExist) && explicit == "" {
 		return &config{path: abs, entries: map[string]configEntry{}}, nil
 	}
 	if err != nil {
 		return nil, usageError{fmt.Errorf("config file: %w", err)}
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
-	if err != nil {
-		return nil, usageError{fmt.Errorf("config file %s: %w", abs, err)}
-	}
-	if len(data) > maxConfigSize {
-		return nil, usageError{fmt.Errorf("config file %s: longer than %d bytes; not a reachprobe config", abs, maxConfigSize)}
 	}
 	cfg, err := parseConfig(abs, data, env.getenv("HOME"))
 	if err != nil {
@@ -166,6 +159,9 @@ func parseConfig(path string, data []byte, home string) (*config, error) {
 	cfg := &config{path: path, found: true, entries: map[string]configEntry{}}
 	for i, raw := range bytes.Split(data, []byte("\n")) {
 		line := i + 1
+		if len(raw) > inputfile.MaxLineBytes {
+			return nil, &configError{file: path, line: line, msg: inputfile.LineTooLong(len(raw))}
+		}
 		text := strings.TrimSpace(string(bytes.TrimSuffix(raw, []byte("\r"))))
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
@@ -173,7 +169,7 @@ func parseConfig(path string, data []byte, home string) (*config, error) {
 		name, value, ok := strings.Cut(text, "=")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		if !ok || name == "" {
-			return nil, &configError{file: path, line: line, msg: fmt.Sprintf("%q is not a \"key = value\" line", text)}
+			return nil, &configError{file: path, line: line, msg: fmt.Sprintf("%s is not a \"key = value\" line", inputfile.Quote(text))}
 		}
 		key, known := lookupConfigKey(name)
 		if !known {
@@ -217,12 +213,12 @@ func checkConfigValue(kind valueKind, value, dir, home string) ([]string, error)
 		for _, item := range strings.Split(value, ",") {
 			item = strings.TrimSpace(item)
 			if item == "" {
-				return nil, fmt.Errorf("empty item in %q", value)
+				return nil, fmt.Errorf("empty item in %s", inputfile.Quote(value))
 			}
 			if kind == kindURLList {
 				u, err := url.Parse(item)
 				if err != nil || u.Scheme != "https" || u.Host == "" {
-					return nil, fmt.Errorf("%q is not an https URL", item)
+					return nil, fmt.Errorf("%s is not an https URL", inputfile.Quote(item))
 				}
 				out = append(out, item)
 				continue
@@ -237,19 +233,19 @@ func checkConfigValue(kind valueKind, value, dir, home string) ([]string, error)
 	case kindCount:
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q is not a whole number of at least 1", value)
+			return nil, fmt.Errorf("%s is not a whole number of at least 1", inputfile.Quote(value))
 		}
 		return []string{value}, nil
 	case kindDuration:
 		d, err := time.ParseDuration(value)
 		if err != nil || d < 0 {
-			return nil, fmt.Errorf("%q is not a duration such as 90s, 3m or 1h30m", value)
+			return nil, fmt.Errorf("%s is not a duration such as 90s, 3m or 1h30m", inputfile.Quote(value))
 		}
 		return []string{value}, nil
 	case kindHostPort:
 		host, port, err := net.SplitHostPort(value)
 		if n, perr := strconv.Atoi(port); err != nil || perr != nil || host == "" || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("%q is not HOST:PORT", value)
+			return nil, fmt.Errorf("%s is not HOST:PORT", inputfile.Quote(value))
 		}
 		return []string{value}, nil
 	case kindLogFormat:

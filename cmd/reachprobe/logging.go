@@ -151,8 +151,8 @@ func (r *runTally) add(o *measurements.Observation) {
 	r.total.add(o)
 }
 
-// report writes a target_done event per target of cat, in catalog order,
-// then run_ended.
+// report writes a target_done event per target of cat that has
+// observations, in catalog order, then run_ended.
 func (r *runTally) report(l *eventLog, cat measurements.Catalog, runID int64, status string, started time.Time, result error) {
 	if !l.json() {
 		return
@@ -160,9 +160,11 @@ func (r *runTally) report(l *eventLog, cat measurements.Catalog, runID int64, st
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range cat.Targets {
+		// Only the targets that finished something: a run cut short in a
+		// catalog of 100,000 targets logs what it did, not the catalog.
 		c := r.targets[t.Name]
 		if c == nil {
-			c = &tally{}
+			continue
 		}
 		attrs := []any{"run_id", runID, "target", t.Name, "group", t.Group, "host", t.Host,
 			"observations", c.Observations, "failed", c.Failed, "skipped", c.Skipped}
@@ -172,7 +174,7 @@ func (r *runTally) report(l *eventLog, cat measurements.Catalog, runID int64, st
 		l.event("target_done", attrs...)
 	}
 	attrs := []any{"run_id", runID, "status", status, "duration_s", time.Since(started).Round(time.Millisecond).Seconds(),
-		"targets", len(cat.Targets), "observations", r.total.Observations, "failed", r.total.Failed, "skipped", r.total.Skipped}
+		"targets", len(cat.Targets), "targets_measured", len(r.targets), "observations", r.total.Observations, "failed", r.total.Failed, "skipped", r.total.Skipped}
 	if result != nil {
 		attrs = append(attrs, "error", result.Error())
 	}

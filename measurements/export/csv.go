@@ -68,6 +68,9 @@ var csvColumns = []csvColumn{
 		for _, l := range d.Late {
 			late = append(late, answers(l.Answers))
 		}
+		if d.LateDropped > 0 {
+			late = append(late, fmt.Sprintf("+%d more (%d bytes)", d.LateDropped, d.LateDroppedBytes))
+		}
 		return strings.Join(late, " | ")
 	})},
 	{"tls_server_name", tlsField(func(t *measurements.TLSDetails) string { return t.ServerName })},

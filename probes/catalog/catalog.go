@@ -38,12 +38,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/inputfile"
 )
 
 // DefaultControlServerName is the server name of the SNI swap when a target
@@ -64,9 +64,42 @@ func Default() (measurements.Catalog, error) {
 	return Parse(DefaultName, defaultText)
 }
 
-// Load reads and parses the catalog file at path.
+// MaxFileBytes caps a catalog file, which every run stores whole. The
+// default catalog is 5 KB; 4 MiB holds MaxTargets commented targets.
+const MaxFileBytes = 4 << 20
+
+// MaxTargets caps the targets of a catalog. A parsed target costs a few
+// hundred bytes, twice that while parsing: 100,000 of them took 135 MB
+// before the first was measured, too much for a small machine, and more
+// than a run can measure (at the default --parallel 64, 10,000 targets
+// take minutes of lookups alone). The default catalog has 23.
+const MaxTargets = 10000
+
+// Limits of a stanza, from the protocols where they have one.
+const (
+	// maxTargetNameBytes caps a target's name, which every observation
+	// repeats: a DNS label's length.
+	maxTargetNameBytes = 63
+	// maxALPNBytes is the longest ALPN protocol name (RFC 7301: an
+	// 8-bit length, at least one byte).
+	maxALPNBytes = 255
+	// maxALPNListBytes caps the encoded ALPN list (a length byte and the
+	// name for each). The extension's own limit is 65,535 bytes, shared
+	// with every other extension of the ClientHello; a list over it makes
+	// every handshake fail locally, which would be stored as the network's
+	// fault. Real clients offer a few dozen bytes; 1,024 keeps the
+	// ClientHello within one TLS record and one QUIC Initial packet's
+	// worth of CRYPTO frames.
+	maxALPNListBytes = 1024
+	// maxListItems caps a ports, transports or networks list: more than
+	// that is a mistake, and every item multiplies the traffic of a run.
+	maxListItems = 64
+)
+
+// Load reads and parses the catalog file at path, refusing a file larger
+// than MaxFileBytes.
 func Load(path string) (measurements.Catalog, error) {
-	b, err := os.ReadFile(path)
+	b, err := inputfile.Read(path, MaxFileBytes)
 	if err != nil {
 		return measurements.Catalog{}, fmt.Errorf("reading catalog: %w", err)
 	}
@@ -105,11 +138,21 @@ func Parse(name string, text []byte) (measurements.Catalog, error) {
 		if err := validate(name, cur, seenKeys); err != nil {
 			return err
 		}
+		if len(cat.Targets) == MaxTargets {
+			return &Error{File: name, Line: cur.Line, Msg: fmt.Sprintf("more than %d targets; a catalog holds at most %d", MaxTargets, MaxTargets)}
+		}
 		cat.Targets = append(cat.Targets, *cur)
 		return nil
 	}
-	for i, raw := range bytes.Split(text, []byte("\n")) {
-		lineNo := i + 1
+	// Line by line without splitting the whole text first: a catalog of
+	// 100,000 targets has 600,000 lines.
+	rest := text
+	for lineNo := 1; len(rest) > 0; lineNo++ {
+		var raw []byte
+		raw, rest, _ = bytes.Cut(rest, []byte("\n"))
+		if len(raw) > inputfile.MaxLineBytes {
+			return cat, &Error{File: name, Line: lineNo, Msg: inputfile.LineTooLong(len(raw))}
+		}
 		line := strings.TrimSpace(string(raw))
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -123,16 +166,16 @@ func Parse(name string, text []byte) (measurements.Catalog, error) {
 				return cat, &Error{File: name, Line: lineNo, Msg: err.Error()}
 			}
 			if prev, dup := names[tname]; dup {
-				return cat, &Error{File: name, Line: lineNo, Msg: fmt.Sprintf("target %q already defined at line %d", tname, prev)}
+				return cat, &Error{File: name, Line: lineNo, Msg: fmt.Sprintf("target %s already defined at line %d", inputfile.Quote(tname), prev)}
 			}
 			names[tname] = lineNo
 			cur = &measurements.Target{Name: tname, Line: lineNo}
-			seenKeys = map[string]int{}
+			clear(seenKeys)
 			continue
 		}
 		key, value, ok := strings.Cut(line, "=")
 		if !ok {
-			return cat, &Error{File: name, Line: lineNo, Msg: fmt.Sprintf("expected \"key = value\" or \"[target NAME]\", got %q", line)}
+			return cat, &Error{File: name, Line: lineNo, Msg: fmt.Sprintf("expected \"key = value\" or \"[target NAME]\", got %s", inputfile.Quote(line))}
 		}
 		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
 		if cur == nil {
@@ -157,16 +200,19 @@ func Parse(name string, text []byte) (measurements.Catalog, error) {
 
 func parseHeader(line string) (string, error) {
 	if !strings.HasSuffix(line, "]") {
-		return "", fmt.Errorf("unterminated stanza header %q", line)
+		return "", fmt.Errorf("unterminated stanza header %s", inputfile.Quote(line))
 	}
 	inner := strings.Fields(line[1 : len(line)-1])
 	if len(inner) != 2 || inner[0] != "target" {
-		return "", fmt.Errorf("stanza header must be \"[target NAME]\", got %q", line)
+		return "", fmt.Errorf("stanza header must be \"[target NAME]\", got %s", inputfile.Quote(line))
 	}
 	name := inner[1]
+	if len(name) > maxTargetNameBytes {
+		return "", fmt.Errorf("target name %s is longer than %d bytes", inputfile.Quote(name), maxTargetNameBytes)
+	}
 	for _, r := range name {
 		if !(r == '-' || r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			return "", fmt.Errorf("target name %q: only letters, digits, '-', '_' and '.' are allowed", name)
+			return "", fmt.Errorf("target name %s: only letters, digits, '-', '_' and '.' are allowed", inputfile.Quote(name))
 		}
 	}
 	return name, nil
@@ -176,10 +222,13 @@ func setKey(t *measurements.Target, key, value string) error {
 	if value == "" {
 		return fmt.Errorf("empty value")
 	}
+	if n := strings.Count(value, ",") + 1; n > maxListItems {
+		return fmt.Errorf("%d items; a list holds at most %d", n, maxListItems)
+	}
 	switch key {
 	case "group":
 		if !slices.Contains(measurements.Groups, value) {
-			return fmt.Errorf("%q is not a group (want one of %s)", value, strings.Join(measurements.Groups, ", "))
+			return fmt.Errorf("%s is not a group (want one of %s)", inputfile.Quote(value), strings.Join(measurements.Groups, ", "))
 		}
 		t.Group = value
 	case "host":
@@ -201,7 +250,7 @@ func setKey(t *measurements.Target, key, value string) error {
 		for _, f := range splitList(value) {
 			p, err := strconv.Atoi(f)
 			if err != nil || p < 1 || p > 65535 {
-				return fmt.Errorf("%q is not a port (1-65535)", f)
+				return fmt.Errorf("%s is not a port (1-65535)", inputfile.Quote(f))
 			}
 			if slices.Contains(t.Ports, p) {
 				return fmt.Errorf("port %d listed twice", p)
@@ -211,16 +260,23 @@ func setKey(t *measurements.Target, key, value string) error {
 	case "transports":
 		for _, f := range splitList(value) {
 			if !slices.Contains(validTransports, f) {
-				return fmt.Errorf("%q is not a transport (want %s)", f, strings.Join(validTransports, ", "))
+				return fmt.Errorf("%s is not a transport (want %s)", inputfile.Quote(f), strings.Join(validTransports, ", "))
 			}
 			if !slices.Contains(t.Transports, f) {
 				t.Transports = append(t.Transports, f)
 			}
 		}
 	case "alpn":
+		encoded := 0
 		for _, f := range splitList(value) {
-			if len(f) > 255 {
-				return fmt.Errorf("ALPN protocol %.20q... is longer than 255 bytes", f)
+			if len(f) > maxALPNBytes {
+				return fmt.Errorf("ALPN protocol %s is longer than %d bytes", inputfile.Quote(f), maxALPNBytes)
+			}
+			if slices.Contains(t.ALPN, f) {
+				return fmt.Errorf("ALPN protocol %s listed twice", inputfile.Quote(f))
+			}
+			if encoded += 1 + len(f); encoded > maxALPNListBytes {
+				return fmt.Errorf("the ALPN list is longer than %d bytes encoded", maxALPNListBytes)
 			}
 			t.ALPN = append(t.ALPN, f)
 		}
@@ -228,14 +284,14 @@ func setKey(t *measurements.Target, key, value string) error {
 		for _, f := range splitList(value) {
 			p, err := netip.ParsePrefix(f)
 			if err != nil {
-				return fmt.Errorf("%q is not a CIDR prefix", f)
+				return fmt.Errorf("%s is not a CIDR prefix", inputfile.Quote(f))
 			}
 			t.Networks = append(t.Networks, p.Masked())
 		}
 	case "stun_answers":
 		b, err := strconv.ParseBool(value)
 		if err != nil {
-			return fmt.Errorf("%q is not true or false", value)
+			return fmt.Errorf("%s is not true or false", inputfile.Quote(value))
 		}
 		t.STUNAnswers = b
 	case "audience":
@@ -287,18 +343,18 @@ func splitList(s string) []string {
 func checkHostname(s string) error {
 	name := strings.TrimSuffix(s, ".")
 	if name == "" || len(name) > 253 {
-		return fmt.Errorf("%q is not a host name", s)
+		return fmt.Errorf("%s is not a host name (1 to 253 bytes)", inputfile.Quote(s))
 	}
 	if _, err := netip.ParseAddr(name); err == nil {
-		return fmt.Errorf("%q is an IP address; a target is a host name", s)
+		return fmt.Errorf("%s is an IP address; a target is a host name", inputfile.Quote(s))
 	}
 	for _, label := range strings.Split(name, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%q is not a host name (bad label %q)", s, label)
+			return fmt.Errorf("%s is not a host name (bad label %s: 1 to 63 bytes, no '-' at either end)", inputfile.Quote(s), inputfile.Quote(label))
 		}
 		for _, r := range label {
 			if !(r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-				return fmt.Errorf("%q is not a host name (character %q)", s, r)
+				return fmt.Errorf("%s is not a host name (character %q)", inputfile.Quote(s), r)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -109,6 +110,14 @@ func TestParseErrors(t *testing.T) {
 		{"missing key", "[target x]\ngroup = push\nhost = x.example\n", 1, "ports", "required key missing"},
 		{"duplicate target", base + base, 6, "", "already defined at line 1"},
 		{"bad target name", "[target a/b]\n", 1, "", "only letters"},
+		{"long target name", "[target " + strings.Repeat("n", 64) + "]\n", 1, "", "longer than 63 bytes"},
+		{"line of NULs", string(make([]byte, 5000)), 1, "", "line is 5000 bytes long, more than 4096"},
+		{"long host", strings.Replace(base, "x.example", strings.Repeat("a.", 127)+"ex", 1), 3, "host", "1 to 253 bytes"},
+		{"long label", strings.Replace(base, "x.example", strings.Repeat("a", 64)+".example", 1), 3, "host", "bad label"},
+		{"long alpn", base + "alpn = " + strings.Repeat("p", 256) + "\n", 6, "alpn", "longer than 255 bytes"},
+		{"alpn list too long", base + "alpn = " + strings.Repeat("p", 250) + "," + strings.Repeat("q", 250) + "," + strings.Repeat("r", 250) + "," + strings.Repeat("s", 250) + "," + strings.Repeat("t", 250) + "\n", 6, "alpn", "longer than 1024 bytes encoded"},
+		{"alpn twice", base + "alpn = h2, h2\n", 6, "alpn", "twice"},
+		{"too many ports", strings.Replace(base, "443", strings.Repeat("1,", 64)+"2", 1), 4, "ports", "at most 64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +155,52 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestErrorsQuoteAnExcerpt: a 10 MB bad line is not echoed whole.
+func TestErrorsQuoteAnExcerpt(t *testing.T) {
+	base := "[target x]\ngroup = push\nhost = x.example\nports = 443\ntransports = tcp\n"
+	for _, text := range []string{
+		base + "group2 " + strings.Repeat("z", 4000) + "\n",
+		strings.Replace(base, "push", strings.Repeat("q", 4000), 1),
+		"[target " + strings.Repeat("n", 4000) + "]\n",
+		strings.Repeat("w", 10<<20),
+	} {
+		_, err := Parse("big.catalog", []byte(text))
+		if err == nil {
+			t.Fatalf("Parse accepted a bad catalog")
+		}
+		if len(err.Error()) > 300 {
+			t.Errorf("error is %d bytes long, want an excerpt: %.120s...", len(err.Error()), err)
+		}
+	}
+}
+
+func TestLoadRefusesLargeFiles(t *testing.T) {
+	_, err := Load("/dev/zero")
+	if err == nil || !strings.Contains(err.Error(), "/dev/zero is larger than 4194304 bytes") {
+		t.Fatalf("Load(/dev/zero) error = %v, want it too large", err)
+	}
+}
+
+func TestParseTargetCap(t *testing.T) {
+	var b strings.Builder
+	stanza := func(i int) string {
+		return fmt.Sprintf("[target t%d]\ngroup=control\nhost=t%d.test\nports=443\ntransports=tcp\n", i, i)
+	}
+	for i := range MaxTargets {
+		b.WriteString(stanza(i))
+	}
+	cat, err := Parse("cap.catalog", []byte(b.String()))
+	if err != nil || len(cat.Targets) != MaxTargets {
+		t.Fatalf("Parse of %d targets = %d targets, %v; want them all", MaxTargets, len(cat.Targets), err)
+	}
+	b.WriteString(stanza(MaxTargets))
+	_, err = Parse("cap.catalog", []byte(b.String()))
+	want := fmt.Sprintf("cap.catalog:%d: more than %d targets", 5*MaxTargets+1, MaxTargets)
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Parse of %d targets: error %v, want %q", MaxTargets+1, err, want)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add(defaultText)
 	f.Add([]byte("[target x]\ngroup = push\nhost = x.example\nports = 443\ntransports = tcp\n"))
@@ -162,6 +217,16 @@ func FuzzParse(f *testing.F) {
 		for _, tg := range cat.Targets {
 			if tg.Host == "" || len(tg.Ports) == 0 || len(tg.Transports) == 0 || tg.ServerName == "" {
 				t.Fatalf("accepted incomplete target %+v", tg)
+			}
+			encoded := 0
+			for _, p := range tg.ALPN {
+				if len(p) < 1 || len(p) > maxALPNBytes {
+					t.Fatalf("accepted ALPN protocol of %d bytes", len(p))
+				}
+				encoded += 1 + len(p)
+			}
+			if encoded > maxALPNListBytes || len(tg.Name) > maxTargetNameBytes || len(tg.Host) > 254 {
+				t.Fatalf("accepted a target over the limits: %+v", tg)
 			}
 		}
 	})

@@ -82,19 +82,19 @@ func recordFirst(obs *measurements.Observation, query, resp *dns.Msg, raw []byte
 	d := obs.DNS
 	d.Rcode = rcodeName(resp.Rcode)
 	d.Truncated = resp.Truncated
-	d.Answers = answers(resp)
 	d.CNAMEs = cnameChain(query.Question[0].Name, resp)
+	d.Answers = markOffChain(answers(resp), query.Question[0].Name, d.CNAMEs)
 	d.RawResponse = slices.Clone(raw)
 	if err := responseError(resp, query.Question[0].Qtype); err != nil {
 		fail(obs, err)
 	}
 }
 
-// lateResponse records a further response to the same query.
-func lateResponse(resp *dns.Msg, raw []byte, delay time.Duration) measurements.DNSResponse {
+// lateResponse records a further response to qname's query.
+func lateResponse(qname string, resp *dns.Msg, raw []byte, delay time.Duration) measurements.DNSResponse {
 	return measurements.DNSResponse{
 		Rcode:   rcodeName(resp.Rcode),
-		Answers: answers(resp),
+		Answers: markOffChain(answers(resp), qname, cnameChain(qname, resp)),
 		Delay:   delay,
 		Raw:     slices.Clone(raw),
 	}
@@ -187,33 +187,4 @@ func cnameChain(qname string, resp *dns.Msg) []string {
 		name = next
 	}
 	return chain
-}
-
-// Addresses returns the distinct A and AAAA addresses of the successful
-// lookups among obs, sorted (IPv4 first). Only first responses count: a
-// late response to a plain query is evidence of injection, kept in
-// DNSDetails.Late for analysis, not an address to measure. Pass the
-// observations whose addresses should be measured (for example, leave the
-// DoH control out to measure what the local resolvers return).
-func Addresses(obs []*measurements.Observation) []netip.Addr {
-	seen := map[netip.Addr]bool{}
-	var out []netip.Addr
-	for _, o := range obs {
-		if o.Step != measurements.StepDNS || o.DNS == nil || !o.Succeeded() {
-			continue
-		}
-		for _, a := range o.DNS.Answers {
-			if a.Type != "A" && a.Type != "AAAA" {
-				continue
-			}
-			ip, err := netip.ParseAddr(a.Data)
-			if err != nil || seen[ip] {
-				continue
-			}
-			seen[ip] = true
-			out = append(out, ip)
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
 }

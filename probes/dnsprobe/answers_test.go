@@ -2,6 +2,7 @@ package dnsprobe
 
 import (
 	"net"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -96,7 +97,7 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		obs := newObservation("courier.push.test", measurements.EngineUDP, "127.0.0.1:53", "udp", dns.TypeA)
 		recordFirst(obs, q, resp, b)
-		late := lateResponse(resp, b, 0)
+		late := lateResponse(q.Question[0].Name, resp, b, 0)
 		if len(obs.DNS.CNAMEs) > len(resp.Answer) || len(obs.DNS.Answers) > len(resp.Answer) {
 			t.Fatalf("%d cnames and %d answers from %d records", len(obs.DNS.CNAMEs), len(obs.DNS.Answers), len(resp.Answer))
 		}
@@ -109,6 +110,32 @@ func FuzzParseResponse(f *testing.F) {
 		if !slices.Equal(obs.DNS.RawResponse, b) {
 			t.Fatal("RawResponse is not the bytes received")
 		}
-		Addresses([]*measurements.Observation{obs})
+		addrs := Addresses([]*measurements.Observation{obs})
+		checkSelection(t, obs, addrs)
 	})
+}
+
+// checkSelection states what Addresses promises about the addresses it
+// chose from obs: at most the cap per family, none off the CNAME chain,
+// and every address of the answer either chosen or marked unused.
+func checkSelection(t *testing.T, obs *measurements.Observation, addrs []netip.Addr) {
+	t.Helper()
+	perFamily := map[bool]int{}
+	for _, a := range addrs {
+		if perFamily[a.Is4()]++; perFamily[a.Is4()] > measurements.MaxAddressesPerFamily {
+			t.Fatalf("Addresses chose more than %d addresses of a family: %v", measurements.MaxAddressesPerFamily, addrs)
+		}
+	}
+	for _, a := range obs.DNS.Answers {
+		if a.Type != "A" && a.Type != "AAAA" {
+			continue
+		}
+		chosen := slices.ContainsFunc(addrs, func(ip netip.Addr) bool { return ip.String() == a.Data })
+		switch {
+		case a.Unused == measurements.UnusedOffChain && chosen:
+			t.Fatalf("off-chain answer %+v was chosen", a)
+		case a.Unused == "" && obs.Succeeded() && !chosen:
+			t.Fatalf("answer %+v neither chosen nor marked unused", a)
+		}
+	}
 }

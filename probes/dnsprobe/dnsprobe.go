@@ -13,7 +13,9 @@
 // the first response (the one a stub resolver would use) and keeps
 // listening on the same socket for ListenWindow: an on-path injector
 // races the real resolver, so two responses to one query are its
-// signature, and the later ones go into DNSDetails.Late. The query is not
+// signature, and the later ones go into DNSDetails.Late: the first few
+// whole, a flood after them only counted, so that what an injector sends
+// cannot grow a lookup's memory or its row in the database. The query is not
 // retransmitted, so a second response can only be a duplicate answer. A
 // truncated first response is followed by the same query over TCP, in a
 // second observation.

@@ -89,6 +89,11 @@ func (r *Resolver) exchangeDoH(ctx context.Context, url string, query *dns.Msg) 
 	return msg, raw, nil
 }
 
+// maxDoHHeaderBytes caps the status line and headers of a DoH response. A
+// DoH server's headers are a few hundred bytes; 16 KB leaves room for any
+// CDN's cookies and keeps a hostile server's megabytes out of memory.
+const maxDoHHeaderBytes = 16 << 10
+
 // dohTransport is the transport of a DoH lookup without HTTPClient: no
 // proxy (a proxy would change the path measured), RootCAs for trust.
 func (r *Resolver) dohTransport() *http.Transport {
@@ -97,5 +102,8 @@ func (r *Resolver) dohTransport() *http.Transport {
 		DialContext:       (&net.Dialer{}).DialContext,
 		TLSClientConfig:   &tls.Config{RootCAs: r.RootCAs, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2: true,
+		// net/http's default allows 10 MB of status line and headers,
+		// which a hostile server fills.
+		MaxResponseHeaderBytes: maxDoHHeaderBytes,
 	}
 }

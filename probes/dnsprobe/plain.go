@@ -22,7 +22,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // (dns.TypeA, dns.TypeAAAA) with one UDP query and returns its
 // observation, Engine "udp". The first response with the query's ID and
 // question is the answer; further ones arriving within the listening
-// window go into DNSDetails.Late, responses with another ID are ignored.
+// window go into DNSDetails.Late (the first measurements.MaxLateResponses
+// whole, the others counted in LateDropped and LateDroppedBytes), and
+// responses with another ID are ignored.
 // Duration runs to the first response (the window is not counted), and
 // when no response comes the lookup ends with generic_timeout_error after
 // LookupTimeout or at ctx's deadline, whichever is first. When the first
@@ -96,8 +98,19 @@ func (r *Resolver) exchangeUDP(ctx context.Context, obs *measurements.Observatio
 		if err != nil {
 			return // the window closed, or ctx ended: nothing more to record
 		}
-		obs.DNS.Late = append(obs.DNS.Late, lateResponse(resp, raw, time.Since(sent)))
+		addLate(obs.DNS, query.Question[0].Name, resp, raw, time.Since(sent))
 	}
+}
+
+// addLate records a late response in d: whole while d holds fewer than
+// measurements.MaxLateResponses, counted after that.
+func addLate(d *measurements.DNSDetails, qname string, resp *dns.Msg, raw []byte, delay time.Duration) {
+	if len(d.Late) < measurements.MaxLateResponses {
+		d.Late = append(d.Late, lateResponse(qname, resp, raw, delay))
+		return
+	}
+	d.LateDropped++
+	d.LateDroppedBytes += int64(len(raw))
 }
 
 // readResponse reads from conn until a response to query arrives, the

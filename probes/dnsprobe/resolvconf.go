@@ -6,11 +6,17 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/reachprobe/reachprobe/probes/inputfile"
 )
+
+// MaxResolvConfBytes caps a resolv.conf file. glibc reads at most three
+// nameservers and a few options; 64 KiB is hundreds of times that and
+// keeps a wrong path (/dev/zero) from filling memory.
+const MaxResolvConfBytes = 64 << 10
 
 // defaultDNSPort is the port of a nameserver line without one.
 const defaultDNSPort = 53
@@ -24,7 +30,7 @@ const defaultDNSPort = 53
 // is a nameserver line that is not an address; errors name the file and
 // line.
 func ReadResolvConf(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := inputfile.Read(path, MaxResolvConfBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading resolv.conf: %w", err)
 	}
@@ -36,6 +42,9 @@ func ReadResolvConf(path string) ([]string, error) {
 func parseResolvConf(data []byte, name string) ([]string, error) {
 	var servers []string
 	for i, raw := range bytes.Split(data, []byte("\n")) {
+		if len(raw) > inputfile.MaxLineBytes {
+			return nil, fmt.Errorf("%s:%d: %s", name, i+1, inputfile.LineTooLong(len(raw)))
+		}
 		line := strings.TrimSpace(string(raw))
 		if line == "" || line[0] == '#' || line[0] == ';' {
 			continue
@@ -49,7 +58,7 @@ func parseResolvConf(data []byte, name string) ([]string, error) {
 		}
 		server, err := parseNameserver(fields[1])
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: nameserver %q: %v", name, i+1, fields[1], err)
+			return nil, fmt.Errorf("%s:%d: nameserver %s: %v", name, i+1, inputfile.Quote(fields[1]), err)
 		}
 		if !slices.Contains(servers, server) {
 			servers = append(servers, server)

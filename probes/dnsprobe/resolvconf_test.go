@@ -134,3 +134,29 @@ func FuzzParseResolvConf(f *testing.F) {
 		}
 	})
 }
+
+// TestReadResolvConfLimits: a path to an endless file or a file of one
+// huge line is refused with the file named and no huge excerpt.
+func TestReadResolvConfLimits(t *testing.T) {
+	long := filepath.Join(t.TempDir(), "long.conf")
+	if err := os.WriteFile(long, []byte("nameserver 127.0.0.1\nnameserver "+strings.Repeat("9", 5000)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badAddr := filepath.Join(t.TempDir(), "bad.conf")
+	if err := os.WriteFile(badAddr, []byte("nameserver "+strings.Repeat("x", 4000)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, path, want string }{
+		{"endless", "/dev/zero", "/dev/zero is larger than 65536 bytes"},
+		{"long line", long, long + ":2: line is 5011 bytes long"},
+		{"long address", badAddr, "... (4000 bytes): not an IP address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ReadResolvConf(tt.path)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || len(err.Error()) > 300 {
+				t.Errorf("ReadResolvConf error = %.300v, want a short one containing %q", err, tt.want)
+			}
+		})
+	}
+}

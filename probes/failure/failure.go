@@ -138,11 +138,16 @@ func Classify(err error) string {
 	return classifyText(err.Error())
 }
 
+// maxClassifyBytes is how much of an error's text classifyText reads.
+const maxClassifyBytes = 4096
+
 // classifyText is the last resort: errors that reach us only as text, from
 // libraries that do not wrap the syscall error (TLS alerts, QUIC, the Go
 // resolver's messages).
 func classifyText(s string) string {
-	l := strings.ToLower(s)
+	// The phrases sit at the start of the errors that carry them; a
+	// hostile server's megabytes after that are not worth lowercasing.
+	l := strings.ToLower(s[:min(len(s), maxClassifyBytes)])
 	switch {
 	case strings.Contains(l, "operation was canceled"):
 		return Interrupted
@@ -184,7 +189,7 @@ func classifyText(s string) string {
 	case strings.Contains(l, "eof"):
 		return EOF
 	}
-	return UnknownPrefix + Scrub(s)
+	return UnknownPrefix + Text(s)
 }
 
 // Scrub replaces every IPv4 and IPv6 address in s with "[scrubbed]", as

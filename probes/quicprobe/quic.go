@@ -122,7 +122,7 @@ func Handshake(ctx context.Context, addr netip.AddrPort, cfg Config) *measuremen
 	recordState(details, state)
 	name := tlsprobe.VerifyName(cfg.ServerName, addr)
 	if err := tlsprobe.VerifyChain(state.PeerCertificates, cfg.RootCAs, name, time.Now()); err != nil {
-		details.VerifyFailure = failure.Scrub(err.Error())
+		details.VerifyFailure = failure.Text(err.Error())
 		obs.Failure = failure.Classify(err)
 		obs.Operation = failure.OpQUICHandshake
 		return obs

@@ -71,6 +71,8 @@ func TestHandshake(t *testing.T) {
 			wantProto: "h3", verified: true, wantChain: true},
 		{name: "other alpn", listen: "127.0.0.1:0", certName: "relay.test", serverALPN: []string{"h3-29", "custom"},
 			serverName: "relay.test", alpn: []string{"custom"}, wantProto: "custom", verified: true, wantChain: true},
+		{name: "longest alpn list a catalog accepts", listen: "127.0.0.1:0", certName: "relay.test", serverName: "relay.test",
+			serverALPN: []string{"h3"}, alpn: longALPN(), wantProto: "h3", verified: true, wantChain: true},
 		{name: "no server name, certificate for the ip", listen: "127.0.0.1:0", certName: "127.0.0.1",
 			wantProto: "h3", verified: true, wantChain: true},
 		{name: "untrusted issuer", listen: "127.0.0.1:0", certName: "relay.test", untrustedIssuer: true,
@@ -296,4 +298,14 @@ func isClientClose(err error) bool {
 		return trErr.Remote && trErr.ErrorCode == quic.ApplicationErrorErrorCode
 	}
 	return false
+}
+
+// longALPN is an ALPN list just under 1,024 bytes encoded, the catalog's
+// cap, ending with h3.
+func longALPN() []string {
+	var l []string
+	for _, c := range "pqr" {
+		l = append(l, strings.Repeat(string(c), 255))
+	}
+	return append(l, strings.Repeat("s", 240), "h3")
 }

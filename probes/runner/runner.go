@@ -4,10 +4,13 @@
 //
 // # Design
 //
-// Every target runs concurrently; inside a target, every (address, port)
-// pair is its own job, so a network that drops every packet costs about one
-// step timeout, not targets × timeout. The pool (Parallel) bounds the number
-// of jobs in flight. A failed step is data in the observation; the only
+// Parallel workers take the targets in catalog order; inside a target,
+// every (address, port) pair is its own job, so a network that drops every
+// packet costs about one step timeout per Parallel targets, not targets ×
+// timeout. The pool (Parallel) bounds the number of jobs in flight, and the
+// goroutines and memory of a run grow with Parallel, not with the catalog.
+// A target measures at most measurements.MaxAddressesPerFamily addresses
+// of each family, whatever its resolvers answer. A failed step is data in the observation; the only
 // errors Run returns are a Recorder that cannot store (a full disk) and bad
 // configuration.
 //
@@ -179,16 +182,32 @@ func (s *state) measureAll(ctx context.Context, repeat int) {
 	s.mu.Lock()
 	s.targetsDone = 0
 	s.mu.Unlock()
+	// A fixed set of workers takes the targets in catalog order: memory
+	// stays bounded by the pool, not by the catalog's size (a goroutine
+	// per target made 100,000 targets cost half a gigabyte before the
+	// first was measured).
+	targets := make(chan *measurements.Target)
 	var wg sync.WaitGroup
-	for i := range s.r.Catalog.Targets {
-		t := &s.r.Catalog.Targets[i]
+	for range min(cap(s.pool), len(s.r.Catalog.Targets)) {
 		wg.Go(func() {
-			s.measureTarget(ctx, t, repeat)
-			s.mu.Lock()
-			s.targetsDone++
-			s.mu.Unlock()
+			for t := range targets {
+				s.measureTarget(ctx, t, repeat)
+				s.mu.Lock()
+				s.targetsDone++
+				s.mu.Unlock()
+			}
 		})
 	}
+	for i := range s.r.Catalog.Targets {
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case targets <- &s.r.Catalog.Targets[i]:
+		case <-ctx.Done():
+		}
+	}
+	close(targets)
 	wg.Wait()
 }
 
@@ -210,11 +229,13 @@ func (s *state) measureTarget(ctx context.Context, t *measurements.Target, repea
 	}
 	dnsObs := s.resolver().LookupAll(ctx, t.Host, s.r.DoHURLs)
 	s.release()
+	// Chosen before recording: it marks the answers left unmeasured.
+	addrs := dnsprobe.Addresses(dnsObs)
 	for _, o := range dnsObs {
 		s.record(ctx, t, repeat, o)
 	}
 	var wg sync.WaitGroup
-	for _, addr := range dnsprobe.Addresses(dnsObs) {
+	for _, addr := range addrs {
 		if skip := s.skipReason(t, addr); skip != "" {
 			for _, port := range t.Ports {
 				s.recordSkipped(ctx, t, repeat, addr, port, skip)

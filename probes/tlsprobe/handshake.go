@@ -167,7 +167,7 @@ func Handshake(ctx context.Context, conn net.Conn, addr netip.AddrPort, cfg Conf
 	if err := VerifyChain(state.PeerCertificates, cfg.RootCAs, VerifyName(cfg.ServerName, addr), time.Now()); err != nil {
 		obs.Failure = failure.Classify(err)
 		obs.Operation = failure.OpTLSHandshake
-		obs.TLS.VerifyFailure = failure.Scrub(err.Error())
+		obs.TLS.VerifyFailure = failure.Text(err.Error())
 		return obs
 	}
 	obs.TLS.Verified = true
@@ -212,7 +212,7 @@ func DialHandshake(ctx context.Context, addr netip.AddrPort, cfg Config) *measur
 // turn "tls: unknown ClientHelloID" into ssl_failed_handshake, a network
 // failure that never happened.
 func configFailure(err error) string {
-	return failure.UnknownPrefix + failure.Scrub(err.Error())
+	return failure.UnknownPrefix + failure.Text(err.Error())
 }
 
 // newTLSObservation returns the tls Observation of a handshake to addr

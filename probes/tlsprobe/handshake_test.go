@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
@@ -217,6 +218,10 @@ func TestDialHandshake(t *testing.T) {
 		wantOperation string
 	}{
 		{"ok", good, cfg, "", ""},
+		// The longest ALPN list a catalog accepts (1,024 bytes encoded)
+		// must not fail locally, or it would be stored as the network's
+		// failure.
+		{"longest alpn list", good, Config{ServerName: courier, ALPN: longALPN(), RootCAs: trusted.Pool()}, "", ""},
 		{"refused", refusing, cfg, failure.ConnectionRefused, failure.OpConnect},
 		{"blackhole", blackhole.Addr(), cfg, failure.GenericTimeout, failure.OpConnect},
 		{"bad alpn", good, Config{ServerName: courier, ALPN: []string{""}}, failure.UnknownPrefix, failure.OpTLSHandshake},
@@ -400,5 +405,38 @@ func TestHandshakeBadConfig(t *testing.T) {
 				t.Errorf("the peer read %d bytes, want nothing sent", n)
 			}
 		})
+	}
+}
+
+// longALPN is an ALPN list just under 1,024 bytes encoded, the catalog's
+// cap, ending with apns so that the test servers agree on it.
+func longALPN() []string {
+	var l []string
+	for _, c := range "pqr" {
+		l = append(l, strings.Repeat(string(c), 255))
+	}
+	return append(l, strings.Repeat("s", 236), apns)
+}
+
+// TestVerifyFailureIsCapped: a certificate listing long names makes the
+// hostname error text long (Go lists up to a few names whole); what is
+// stored is capped, with the whole size noted.
+func TestVerifyFailureIsCapped(t *testing.T) {
+	trusted, _ := testCAs(t)
+	var names []string
+	label := strings.Repeat("x", 60)
+	for i := range 3 {
+		names = append(names, fmt.Sprintf("name-%03d.%s.%s.%s.test", i, label, label, label))
+	}
+	srv := startServer(t, probetest.TLSValid, leaf(t, trusted, names...), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*shortTimeout)
+	defer cancel()
+	obs := DialHandshake(ctx, srv, Config{ServerName: courier, RootCAs: trusted.Pool()})
+	if obs.Failure != failure.SSLInvalidHostname {
+		t.Fatalf("Failure = %q, want %q", obs.Failure, failure.SSLInvalidHostname)
+	}
+	v := obs.TLS.VerifyFailure
+	if len(v) > failure.MaxTextBytes+40 || !strings.Contains(v, "…[truncated, ") || !strings.HasPrefix(v, "x509: certificate is valid for name-000.") {
+		t.Errorf("VerifyFailure = %d bytes, %.80q...%q; want the start of the error, capped", len(v), v, v[max(len(v)-40, 0):])
 	}
 }

@@ -6,10 +6,16 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
+
+	"github.com/reachprobe/reachprobe/probes/inputfile"
 )
 
 const certificatePEMType = "CERTIFICATE"
+
+// MaxRootsFileBytes caps a --ca-file. Debian's whole bundle of public
+// roots is about 220 KB; 4 MiB is far above any honest roots file and
+// keeps a wrong path (/dev/zero) from filling memory.
+const MaxRootsFileBytes = 4 << 20
 
 // pemBegin starts every PEM block.
 var pemBegin = []byte("-----BEGIN")
@@ -28,7 +34,7 @@ func LoadRoots(files ...string) (*x509.CertPool, error) {
 		pool = x509.NewCertPool()
 	}
 	for _, file := range files {
-		data, err := os.ReadFile(file)
+		data, err := inputfile.Read(file, MaxRootsFileBytes)
 		if err != nil {
 			return nil, fmt.Errorf("reading roots: %w", err)
 		}

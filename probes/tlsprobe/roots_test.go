@@ -151,3 +151,10 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+func TestLoadRootsEndlessFile(t *testing.T) {
+	_, err := LoadRoots("/dev/zero")
+	if err == nil || !strings.Contains(err.Error(), "/dev/zero is larger than 4194304 bytes") {
+		t.Errorf("LoadRoots(/dev/zero) error = %v, want it too large", err)
+	}
+}

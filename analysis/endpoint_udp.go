@@ -215,15 +215,11 @@ func (j *endpointJudge) judgeCert(r *judged, ts tries) {
 		r.v.Evidence = what + "; no key this probe knows signed it; " + control
 	}
 	if ref, ok := j.certs.verifiedFor(name, r.e); ok {
-		where := hostPort(ref.Address, ref.Port)
-		if ref.Address == r.v.Address && ref.Port == r.v.Port {
-			where = "the same address in another try"
-		}
 		ri := "an authority whose key this probe knows"
 		if l, ok := parseLeaf(ref.TLS.PeerCertificates); ok {
 			ri = l.issuer
 		}
-		intercepted(fmt.Sprintf("another path (%s) got a chain for %s issued by %s that verifies", where, name, ri))
+		intercepted(fmt.Sprintf("another path (%s) got a chain for %s issued by %s that verifies", hostPort(ref.Address, ref.Port), name, ri))
 		return
 	}
 	if j.net.checks.TLS == checkOK {

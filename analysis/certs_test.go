@@ -89,6 +89,10 @@ func issueCA(keySeed, serial byte, rawName []byte, name pkix.Name, parent *testC
 // issue returns a leaf for name signed by ca; variant tells apart the
 // leaves two servers of one name hold.
 func issue(ca *testCA, name string, variant byte) []byte {
+	k := string(ca.cert.Raw) + "|" + name + "|" + string(variant)
+	if v, ok := issued.Load(k); ok {
+		return v.([]byte)
+	}
 	sum := sha256.Sum256(append([]byte(name+"|"), ca.cert.RawSubject...))
 	seed := sha256.Sum256(append(sum[:], variant))
 	key := ed25519.NewKeyFromSeed(seed[:])
@@ -99,8 +103,13 @@ func issue(ca *testCA, name string, variant byte) []byte {
 	if err != nil {
 		panic(err)
 	}
+	issued.Store(k, der)
 	return der
 }
+
+// issued caches issue's leaves: a random world asks for the same ones
+// many times.
+var issued sync.Map
 
 // present replaces a completed handshake's chain by chain, as the probe
 // records it: verified against anchor, or failing with failure.

@@ -13,8 +13,8 @@ import (
 )
 
 // TestImports keeps the package pure: the standard library, measurements
-// and appleca (Apple's certificates, embedded) only, never the probes, the network's libraries or a
-// database driver.
+// and appleca (Apple's certificates, embedded) only, never the probes, the
+// network's libraries or a database driver.
 func TestImports(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil || len(files) == 0 {

@@ -294,6 +294,28 @@ func TestCertRules(t *testing.T) {
 			verdict: VerdictBlocked, method: MethodTLSInterception, network: NetworkOK, issuer: "Network Security Certificate (National Network Authority)",
 		},
 		{
+			name: "a shared front's certificate for the control name, under a root this computer lacks, proves nothing",
+			world: func() *world {
+				// The couriers served from a CDN outside the catalog's
+				// networks, whose authority's root a stale store lacks;
+				// the same front holds a genuine certificate for the
+				// control name.
+				w := &world{targets: testCatalog(), step: func(s *stepCtx) {
+					if s.o.Step == measurements.StepTLS && s.t.Group == "push" {
+						c := chainFixtures()
+						s.present([][]byte{issue(c.publicNew, serverNameOf(s), 1), c.publicNew.cert.Raw}, "", failSSLAuthority, "x509: certificate signed by unknown authority")
+					}
+				}}
+				for i := range w.targets {
+					if w.targets[i].Group == "push" {
+						w.targets[i].Networks = nil
+					}
+				}
+				return w
+			}(),
+			verdict: VerdictInconclusive, suspected: MethodTLSInterception, network: NetworkOK, issuer: "Example Public CA R2 (Example Trust Services)",
+		},
+		{
 			name: "a certificate made for a control name that is Apple's proves nothing",
 			world: func() *world {
 				const appleControl = "www.icloud.com"

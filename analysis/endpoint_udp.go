@@ -159,9 +159,10 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 //     intermediate, a root this computer lacks, an authority other paths
 //     verified): the chain is the server's, and the server was reached;
 //   - no known key: interception when another path got a chain for the
-//     same name that verifies, or when whoever answers at this address
-//     also made a certificate for the control name of the SNI swap, a
-//     name that is not Apple's, while control hosts' chains verify.
+//     same name that verifies, or when whoever answers at an address of
+//     the target's own networks also made a certificate for the control
+//     name of the SNI swap, a name that is not Apple's, with no known key
+//     either, while control hosts' chains verify.
 //     Otherwise it is only suspected: Apple may use an authority the
 //     probe does not know, or this computer's roots may be out of date.
 //
@@ -222,7 +223,10 @@ func (j *endpointJudge) judgeCert(r *judged, ts tries) {
 		intercepted(fmt.Sprintf("another path (%s) got a chain for %s issued by %s that verifies", hostPort(ref.Address, ref.Port), name, ri))
 		return
 	}
-	if j.net.checks.TLS == checkOK {
+	// Only at an address inside the target's own networks: a shared
+	// front (a CDN) may hold a genuine certificate for the control name,
+	// under a root a stale store lacks; Apple's own servers never do.
+	if j.net.checks.TLS == checkOK && inNetworks(r.e.target, r.e.addr) {
 		if ctl, ok := j.certs.mintedAt(r.e); ok {
 			intercepted(fmt.Sprintf("the handshake with %s on the same address got a certificate for that name, which is not Apple's, and no known key signed it either: what answers at this address makes certificates for the names it is asked; control hosts' chains verify", ctl.TLS.ServerName))
 			return

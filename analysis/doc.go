@@ -21,8 +21,11 @@
 //   - TLS: the target's server name against a control name on the same
 //     address and port, the SNI swap; a port against another port of the
 //     same address; an address against the control hosts (endpoint.go);
-//   - chains: against chains for the same name verified elsewhere
-//     (certs.go);
+//   - chains: by keys, never by issuer names: a leaf signed by Apple's
+//     key (package appleca) or another known one is the server's; one no
+//     known key signed, against a chain for the same name verified
+//     elsewhere or a certificate the same address made for the control
+//     name (certs.go);
 //   - QUIC and STUN: against QUIC to a control host or TCP to the same
 //     address, and UDP that got through elsewhere (endpoint_udp.go).
 //

@@ -208,8 +208,8 @@ func TestEndpointRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rep := Analyze(tt.world.build())
 			e := findEndpoint(t, rep, tt.target, tt.address, tt.port, tt.transport)
-			if e.Verdict != tt.verdict || e.Method != tt.method {
-				t.Errorf("verdict = %s %q, want %s %q\nevidence: %s", e.Verdict, e.Method, tt.verdict, tt.method, e.Evidence)
+			if e.Verdict != tt.verdict || e.Method != tt.method || e.Suspected != tt.suspected {
+				t.Errorf("verdict = %s %q (suspected %q), want %s %q (suspected %q)\nevidence: %s", e.Verdict, e.Method, e.Suspected, tt.verdict, tt.method, tt.suspected, e.Evidence)
 			}
 			if tt.suspected != "" && e.Suspected != tt.suspected {
 				t.Errorf("suspected = %q, want %q", e.Suspected, tt.suspected)
@@ -252,30 +252,107 @@ func TestCertRules(t *testing.T) {
 	privateApple := newTestCA(4, "Apple Server Authentication CA", "Apple Inc.")
 	fakeApple := newTestCA(5, "Apple Public Server ECC CA 1 - G1", "Apple Inc.")
 	tests := []struct {
-		name    string
-		world   *world
-		verdict string
-		method  string
-		network string
-		issuer  string
+		name      string
+		world     *world
+		verdict   string
+		method    string
+		suspected string
+		network   string
+		issuer    string
 	}{
 		{
-			name: "Apple's own authority, unknown to this computer, is not interception",
+			name: "Apple's own chain for another name is not interception",
 			world: &world{step: func(s *stepCtx) {
-				if s.o.Step == measurements.StepTLS && s.t.Group == "push" && s.o.TLS.PeerCertificates != nil {
-					s.chain(privateApple.leaf("courier.push.apple.com"), failSSLAuthority, "x509: certificate signed by unknown authority")
+				if s.o.Step == measurements.StepTLS && s.t.Group == "push" && !s.o.Control {
+					s.present([][]byte{privateApple.leaf("other.push.apple.com")}, measurements.AnchorApple, failSSLHostname, "x509: certificate is valid for other.push.apple.com")
 				}
 			}},
 			verdict: VerdictOK, network: NetworkOK, issuer: "Apple Server Authentication CA (Apple Inc.)",
 		},
 		{
-			name: "another Apple authority where the name verifies elsewhere is not interception",
-			world: &world{repeats: 3, step: func(s *stepCtx) {
-				if targetTLSAt(s, "17.57.146.20", 443) {
+			name: "an Apple-named authority no known key signed, with no verified path, is only suspected",
+			world: &world{step: func(s *stepCtx) {
+				if s.o.Step == measurements.StepTLS && s.t.Group == "push" && s.o.TLS.PeerCertificates != nil {
 					s.chain(privateApple.leaf("courier.push.apple.com"), failSSLAuthority, "x509: certificate signed by unknown authority")
 				}
 			}},
+			verdict: VerdictInconclusive, suspected: MethodTLSInterception, network: NetworkOK, issuer: "Apple Server Authentication CA (Apple Inc.)",
+		},
+		{
+			name: "an Apple-named authority no known key signed, where the name verifies elsewhere, is interception",
+			world: &world{repeats: 3, step: func(s *stepCtx) {
+				if targetTLSAt(s, "17.57.146.20", 443) || targetTLSAt(s, "17.188.128.10", 443) {
+					s.chain(privateApple.leaf(s.t.ServerName), failSSLAuthority, "x509: certificate signed by unknown authority")
+				}
+			}},
+			verdict: VerdictBlocked, method: MethodTLSInterception, network: NetworkOK, issuer: "Apple Server Authentication CA (Apple Inc.)",
+		},
+		{
+			name: "the same leaf without its intermediate, where it verifies elsewhere, is not interception",
+			world: &world{repeats: 3, step: func(s *stepCtx) {
+				c := chainFixtures()
+				if s.o.Step == measurements.StepTLS && !s.o.Control && s.t.Name == "courier-1" {
+					chain := [][]byte{issue(c.appleMid, "courier.push.apple.com", 1), c.appleMid.cert.Raw}
+					if targetTLSAt(s, "17.57.146.20", 443) {
+						s.present(chain[:1], "", failSSLAuthority, "x509: certificate signed by unknown authority")
+					} else {
+						s.present(chain, measurements.AnchorApple, "", "")
+					}
+				}
+			}},
 			verdict: VerdictOK, network: NetworkOK, issuer: "Apple Server Authentication CA (Apple Inc.)",
+		},
+		{
+			name: "a certificate the SNI swap's address made for the control name is interception",
+			world: &world{step: func(s *stepCtx) {
+				if s.o.Step == measurements.StepTLS && s.t.Group == "push" {
+					s.present([][]byte{interceptCA.leaf(serverNameOf(s))}, "", failSSLAuthority, "x509: certificate signed by unknown authority")
+				}
+			}},
+			verdict: VerdictBlocked, method: MethodTLSInterception, network: NetworkOK, issuer: "Network Security Certificate (National Network Authority)",
+		},
+		{
+			name: "a shared front's certificate for the control name, under a root this computer lacks, proves nothing",
+			world: func() *world {
+				// The couriers served from a CDN outside the catalog's
+				// networks, whose authority's root a stale store lacks;
+				// the same front holds a genuine certificate for the
+				// control name.
+				w := &world{targets: testCatalog(), step: func(s *stepCtx) {
+					if s.o.Step == measurements.StepTLS && s.t.Group == "push" {
+						c := chainFixtures()
+						s.present([][]byte{issue(c.publicNew, serverNameOf(s), 1), c.publicNew.cert.Raw}, "", failSSLAuthority, "x509: certificate signed by unknown authority")
+					}
+				}}
+				for i := range w.targets {
+					if w.targets[i].Group == "push" {
+						w.targets[i].Networks = nil
+					}
+				}
+				return w
+			}(),
+			verdict: VerdictInconclusive, suspected: MethodTLSInterception, network: NetworkOK, issuer: "Example Public CA R2 (Example Trust Services)",
+		},
+		{
+			name: "a certificate made for a control name that is Apple's proves nothing",
+			world: func() *world {
+				const appleControl = "www.icloud.com"
+				w := &world{targets: testCatalog(), step: func(s *stepCtx) {
+					if s.o.Step == measurements.StepTLS && s.t.Group == "push" {
+						name := s.t.ServerName
+						if s.o.Control {
+							name = appleControl
+							s.o.TLS.ServerName = appleControl
+						}
+						s.present([][]byte{interceptCA.leaf(name)}, "", failSSLAuthority, "x509: certificate signed by unknown authority")
+					}
+				}}
+				for i := range w.targets {
+					w.targets[i].ControlServerName = appleControl
+				}
+				return w
+			}(),
+			verdict: VerdictInconclusive, suspected: MethodTLSInterception, network: NetworkOK, issuer: "Network Security Certificate (National Network Authority)",
 		},
 		{
 			name: "an impersonated Apple authority is interception",
@@ -313,8 +390,8 @@ func TestCertRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rep := Analyze(tt.world.build())
 			e := findEndpoint(t, rep, "courier-1", "17.57.146.20", 443, "tls")
-			if e.Verdict != tt.verdict || e.Method != tt.method {
-				t.Errorf("verdict = %s %q, want %s %q\nevidence: %s", e.Verdict, e.Method, tt.verdict, tt.method, e.Evidence)
+			if e.Verdict != tt.verdict || e.Method != tt.method || e.Suspected != tt.suspected {
+				t.Errorf("verdict = %s %q (suspected %q), want %s %q (suspected %q)\nevidence: %s", e.Verdict, e.Method, e.Suspected, tt.verdict, tt.method, tt.suspected, e.Evidence)
 			}
 			if e.Issuer != tt.issuer {
 				t.Errorf("issuer = %q, want %q", e.Issuer, tt.issuer)

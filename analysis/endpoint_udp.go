@@ -247,21 +247,27 @@ func (j *endpointJudge) udpPortScope(r *judged, what string) bool {
 }
 
 // judgeCert judges an endpoint whose handshakes completed with a chain that
-// did not verify, in every try. An unknown authority alone is not proof of
-// interception (Apple runs private authorities and may move between them;
-// the computer may lack a root). Interception needs one of:
+// did not verify, in every try. What decides is whose key signed the leaf
+// (certs.go), never the issuer's name:
 //
-//   - a verified chain for the same name elsewhere whose issuer has the
-//     same name but another key (an impersonated authority);
-//   - for an issuer that does not name Apple: a verified chain for the
-//     same name elsewhere with another issuer; or, while control hosts'
-//     chains verify, a different chain for the control name on the same
-//     address, a leaf not valid for the name, or an unknown authority no
-//     verified chain has.
+//   - Apple's key, or another known one (a chain that lacks its
+//     intermediate, a root this computer lacks, an authority other paths
+//     verified): the chain is the server's, and the server was reached;
+//   - no known key: interception when another path got a chain for the
+//     same name that verifies, or when whoever answers at an address of
+//     the target's own networks also made a certificate for the control
+//     name of the SNI swap, a name that is not Apple's, with no known key
+//     either, while control hosts' chains verify.
+//     Otherwise it is only suspected: Apple may use an authority the
+//     probe does not know, or this computer's roots may be out of date.
+//
+// The SNI swap's own chain is the server's default certificate for
+// another name: that it differs from the target's proves nothing.
 func (j *endpointJudge) judgeCert(r *judged, ts tries) {
 	n := len(ts.obs)
 	name := j.serverName(r, ts)
 	var leaf leafInfo
+	keys := map[int]int{}
 	for i, o := range ts.obs {
 		l, ok := parseLeaf(o.TLS.PeerCertificates)
 		if !ok {
@@ -269,51 +275,69 @@ func (j *endpointJudge) judgeCert(r *judged, ts tries) {
 			r.v.Evidence = fmt.Sprintf("the chain for %s did not verify (%s) and could not be read", name, r.v.Failure)
 			return
 		}
-		if i > 0 && l.issuerDN != leaf.issuerDN {
-			r.v.Verdict = VerdictInconclusive
-			r.v.Evidence = fmt.Sprintf("the chain for %s did not verify (%s) and changed issuer between tries", name, r.v.Failure)
-			return
+		if i == 0 {
+			leaf = l
 		}
-		leaf = l
+		keys[j.certs.keyOf(o)]++
 	}
 	r.v.Issuer = leaf.issuer
 	what := fmt.Sprintf("the chain for %s did not verify in %d of %d tries (%s); it was issued by %s", name, n, n, r.v.Failure, leaf.issuer)
+	switch {
+	case keys[keyApple] == n:
+		r.v.Verdict = VerdictOK
+		r.v.Successes = n
+		r.v.Evidence = what + "; it is signed by Apple's own key, so the server was reached, and this is not interception"
+		return
+	case keys[keyApple]+keys[keyKnown] == n && leaf.covers(name):
+		r.v.Verdict = VerdictOK
+		r.v.Successes = n
+		r.v.Evidence = what + "; its key is one other paths or this computer's roots verify (a chain missing its intermediate, or a root this computer lacks), so the server was reached, and this is not interception"
+		return
+	case keys[keyUnknown] == 0:
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = what + fmt.Sprintf("; the certificate is from a known authority but not valid for %s: a misconfigured server or a redirect, which the chain alone does not tell from interception", name)
+		return
+	case keys[keyUnknown] < n:
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = what + fmt.Sprintf("; a known key signed it in %d of %d tries and no known key in the others", n-keys[keyUnknown], n)
+		return
+	}
+	if a := j.certs.impersonated(leaf); a != nil {
+		what += fmt.Sprintf(", which takes the name of the real %s without its key", a.Subject.CommonName)
+	}
 	intercepted := func(control string) {
 		r.candidate = MethodTLSInterception
 		r.v.Control = control
-		r.v.Evidence = what + "; " + control
+		r.v.Evidence = what + "; no key this probe knows signed it; " + control
 	}
-	if ref, ok := j.certs.forgedIssuer(name, leaf); ok {
-		intercepted(fmt.Sprintf("other paths got a chain for %s from an issuer of the same name (%s) but another key, and it verifies", name, ref.issuer))
+	if ref, ok := j.certs.verifiedFor(name, r.e); ok {
+		ri := "an authority whose key this probe knows"
+		if l, ok := parseLeaf(ref.TLS.PeerCertificates); ok {
+			ri = l.issuer
+		}
+		intercepted(fmt.Sprintf("another path (%s) got a chain for %s issued by %s that verifies", hostPort(ref.Address, ref.Port), name, ri))
 		return
 	}
-	if ref, ok := j.certs.verifiedElsewhere(name, leaf); ok && !leaf.appleLike() {
-		intercepted(fmt.Sprintf("other paths got a chain for %s issued by %s that verifies", name, ref.issuer))
-		return
-	}
-	tlsOK := j.net.checks.TLS == checkOK
-	if !leaf.appleLike() && tlsOK {
-		if ctl, ok := j.certs.controlDiffers(r.v.Address, leaf); ok && (ctl.appleLike() || j.certs.verifiedIssuers[ctl.issuerDN]) {
-			intercepted(fmt.Sprintf("the control name on the same address got a chain issued by %s", ctl.issuer))
+	// Only at an address inside the target's own networks: a shared
+	// front (a CDN) may hold a genuine certificate for the control name,
+	// under a root a stale store lacks; Apple's own servers never do.
+	if j.net.checks.TLS == checkOK && inNetworks(r.e.target, r.e.addr) {
+		if ctl, ok := j.certs.mintedAt(r.e); ok {
+			intercepted(fmt.Sprintf("the handshake with %s on the same address got a certificate for that name, which is not Apple's, and no known key signed it either: what answers at this address makes certificates for the names it is asked; control hosts' chains verify", ctl.TLS.ServerName))
 			return
 		}
-		if !leaf.covers(name) {
-			intercepted(fmt.Sprintf("the certificate is not valid for %s; control hosts' chains verify", name))
-			return
-		}
-		if r.v.Failure == failSSLAuthority && !j.certs.verifiedIssuers[leaf.issuerDN] {
-			intercepted("control hosts' chains verify, and no verified chain has this issuer")
-			return
-		}
-	}
-	if leaf.appleLike() || j.certs.verifiedIssuers[leaf.issuerDN] {
-		r.v.Verdict = VerdictOK
-		r.v.Successes = n
-		r.v.Evidence = what + "; the server was reached, and nothing shows interception (an authority other paths verify, or Apple's own, which this computer does not trust)"
-		return
 	}
 	r.v.Verdict = VerdictInconclusive
-	r.v.Evidence = what + "; nothing to compare it with"
+	if j.net.checks.TLS == checkUnverified {
+		r.v.Evidence = what + "; no key this probe knows signed it, and control hosts' chains do not verify either: this computer may lack root certificates, or the network intercepts all TLS, not Apple's alone"
+		return
+	}
+	r.v.Suspected = MethodTLSInterception
+	who := "the server may use an authority this computer's roots lack (they may be out of date)"
+	if isAppleTarget(r.e.target) {
+		who = "Apple may use an authority this probe does not know, or this computer's roots may be out of date"
+	}
+	r.v.Evidence = what + fmt.Sprintf("; no key this probe knows signed it (this computer's roots, Apple's roots and intermediates, chains verified on other paths), and no other path got a chain for %s that verifies: this may be interception, or %s", name, who)
 }
 
 // udpRejected judges a UDP endpoint whose every try met a firewall's

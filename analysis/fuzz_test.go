@@ -84,11 +84,13 @@ func FuzzParseLeaf(f *testing.F) {
 	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, der []byte) {
-		leaf, ok := parseLeaf([][]byte{der})
-		if ok && leaf.issuer == "" && leaf.issuerDN != "" {
-			t.Errorf("parsed a certificate with issuer %q but no name for people", leaf.issuerDN)
+		leaf, ok := parseLeaf([][]byte{der, der})
+		if ok && leaf.issuer == "" && leaf.cert.Issuer.String() != "" {
+			t.Errorf("parsed a certificate with issuer %q but no name for people", leaf.cert.Issuer.String())
 		}
 		_ = leaf.covers("courier.push.apple.com")
-		_ = leaf.appleLike()
+		if ok {
+			_ = signedBy(leaf, appleAuthorities())
+		}
 	})
 }

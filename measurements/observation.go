@@ -204,7 +204,8 @@ type TLSDetails struct {
 	// PeerCertificates is the chain the peer sent, leaf first, DER.
 	PeerCertificates [][]byte `json:"peer_certificates,omitempty"`
 	// Verified reports whether the chain verified against the system roots
-	// plus any extra roots, for ServerName. VerifyFailure says why not.
+	// plus any extra roots (and, for Apple's targets, Apple's roots), for
+	// ServerName. VerifyFailure says why not.
 	Verified      bool   `json:"verified"`
 	VerifyFailure string `json:"verify_failure,omitempty"`
 	// Alert names the TLS alert the peer sent to end the handshake
@@ -214,7 +215,21 @@ type TLSDetails struct {
 	// TLS (a block page's or a captive portal's HTTP answer), at most 512.
 	// They are hostile: shown only escaped, never raw.
 	ServerBytes []byte `json:"server_bytes,omitempty"`
+	// Anchor names the trust anchor the chain verified to, the server name
+	// aside (Anchor* constants): set when the chain is a trusted
+	// authority's even if it is not valid for ServerName. Empty when it
+	// reached no anchor, and in observations stored before it was recorded.
+	Anchor string `json:"anchor,omitempty"`
 }
+
+// Trust anchors of TLSDetails.Anchor.
+const (
+	// AnchorSystem: the system roots plus the user's --ca-file.
+	AnchorSystem = "system"
+	// AnchorApple: Apple's roots (embedded, or --apple-ca-file), against
+	// which the probe verifies Apple's targets too.
+	AnchorApple = "apple"
+)
 
 // STUNDetails records one STUN binding exchange (RFC 5389).
 type STUNDetails struct {

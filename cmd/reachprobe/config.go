@@ -57,6 +57,7 @@ var configKeys = []configKey{
 	{"db", "db", kindPath},
 	{"control_doh", "control-doh", kindURLList},
 	{"ca_file", "ca-file", kindPathList},
+	{"apple_ca_file", "apple-ca-file", kindPath},
 	{"resolv_conf", "resolv-conf", kindPath},
 	{"parallel", "parallel", kindCount},
 	{"repeat", "repeat", kindCount},
@@ -356,6 +357,8 @@ func effectiveSettings(env *environ, fs *flag.FlagSet, cfg *config, given map[st
 				s.value = strings.Join(defaultDoH, ", ")
 			case "ca_file":
 				s.value = "(system roots only)"
+			case "apple_ca_file":
+				s.value = "(embedded Apple roots)"
 			}
 		}
 		out = append(out, s)

@@ -22,11 +22,12 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "every key",
 			text: "# reachprobe\n\ntargets = my.catalog\r\ndb = ~/rp/reachprobe.db\ncontrol_doh = https://1.1.1.1/dns-query , https://doh.test:8443/q\n" +
-				"ca_file = /a.pem, b.pem\nresolv_conf = /etc/resolv.conf\nparallel = 8\nrepeat = 3\nrepeat_spacing = 90s\ntimeout = 20m\nlog_format = json\nstun_server = stun.test:3478\n",
+				"ca_file = /a.pem, b.pem\napple_ca_file = test-apple.pem\nresolv_conf = /etc/resolv.conf\nparallel = 8\nrepeat = 3\nrepeat_spacing = 90s\ntimeout = 20m\nlog_format = json\nstun_server = stun.test:3478\n",
 			want: map[string][]string{
 				"targets": {"/etc/rp/my.catalog"}, "db": {"/home/u/rp/reachprobe.db"},
 				"control_doh": {"https://1.1.1.1/dns-query", "https://doh.test:8443/q"}, "ca_file": {"/a.pem", "/etc/rp/b.pem"},
-				"resolv_conf": {"/etc/resolv.conf"}, "parallel": {"8"}, "repeat": {"3"}, "repeat_spacing": {"90s"},
+				"apple_ca_file": {"/etc/rp/test-apple.pem"},
+				"resolv_conf":   {"/etc/resolv.conf"}, "parallel": {"8"}, "repeat": {"3"}, "repeat_spacing": {"90s"},
 				"timeout": {"20m"}, "log_format": {"json"}, "stun_server": {"stun.test:3478"},
 			},
 		},

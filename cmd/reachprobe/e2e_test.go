@@ -434,6 +434,7 @@ func TestRunBadInput(t *testing.T) {
 		{"bad catalog", []string{"run", "--db", filepath.Join(dir, "a.db"), "--targets", badCatalog}, exitUsage, badCatalog + ":4: ports"},
 		{"missing catalog", []string{"targets", "--targets", filepath.Join(dir, "nope")}, exitUsage, "nope"},
 		{"bad ca file", []string{"run", "--db", filepath.Join(dir, "b.db"), "--ca-file", badCA}, exitUsage, "bad.pem"},
+		{"bad Apple ca file", []string{"run", "--db", filepath.Join(dir, "b.db"), "--apple-ca-file", badCA}, exitUsage, "Apple roots file " + badCA},
 		{"corrupt database", []string{"list", "--db", garbage}, exitDatabase, "garbage.db"},
 		{"unknown flag", []string{"run", "--colour"}, exitUsage, "colour"},
 		{"unknown command", []string{"fly"}, exitUsage, "fly"},

@@ -39,6 +39,7 @@ type runOptions struct {
 	targets        string
 	db             string
 	caFiles        listFlag
+	appleCAFile    string
 	doh            listFlag
 	resolvConf     string
 	parallel       int
@@ -63,6 +64,7 @@ func newRunFlagSet(env *environ, name, args, about string, o *runOptions) *flag.
 	fs.StringVar(&o.targets, "targets", "", "catalog `FILE` replacing the embedded default catalog")
 	fs.StringVar(&o.db, "db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
 	fs.Var(&o.caFiles, "ca-file", "PEM `FILE` of extra trusted roots, added to the system roots (repeatable)")
+	fs.StringVar(&o.appleCAFile, "apple-ca-file", "", "PEM `FILE` of Apple authorities replacing the embedded Apple roots, for test networks: self-issued certificates are roots, the others intermediates")
 	fs.Var(&o.doh, "control-doh", "DNS-over-HTTPS `URL` used as the encrypted DNS control (repeatable; default "+fmt.Sprint(defaultDoH)+")")
 	fs.StringVar(&o.resolvConf, "resolv-conf", defaultResolvConf, "resolv.conf `FILE` naming the nameservers of the plain DNS engine")
 	fs.IntVar(&o.parallel, "parallel", runner.DefaultParallel, "measurements in flight at once")
@@ -107,6 +109,12 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	roots, err := tlsprobe.LoadRoots(o.caFiles...)
 	if err != nil {
 		return usageError{err}
+	}
+	apple := tlsprobe.EmbeddedApple()
+	if o.appleCAFile != "" {
+		if apple, err = tlsprobe.LoadAppleTrust(o.appleCAFile); err != nil {
+			return usageError{err}
+		}
 	}
 	resolver, err := newResolver(o.resolvConf, log)
 	if err != nil {
@@ -175,7 +183,7 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	prog := newProgressPrinter(env, show && !log.json())
 	tally := newRunTally()
 	r := &runner.Runner{
-		Catalog: cat, Resolver: resolver, DoHURLs: doh, RootCAs: roots,
+		Catalog: cat, Resolver: resolver, DoHURLs: doh, RootCAs: roots, Apple: apple,
 		Parallel: o.parallel, Repeat: o.repeat, RepeatSpacing: spacing,
 		Recorder: store, RunID: runID, Progress: func(p runner.Progress) { tally.add(p.Last); prog.update(p) },
 	}

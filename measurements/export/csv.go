@@ -82,6 +82,7 @@ var csvColumns = []csvColumn{
 	{"tls_certificates", tlsField(func(t *measurements.TLSDetails) string { return strconv.Itoa(len(t.PeerCertificates)) })},
 	{"tls_verified", tlsField(func(t *measurements.TLSDetails) string { return strconv.FormatBool(t.Verified) })},
 	{"tls_verify_failure", tlsField(func(t *measurements.TLSDetails) string { return t.VerifyFailure })},
+	{"tls_anchor", tlsField(func(t *measurements.TLSDetails) string { return t.Anchor })},
 	{"stun_expect_answer", stunField(func(s *measurements.STUNDetails) string { return strconv.FormatBool(s.ExpectAnswer) })},
 	{"stun_attempts", stunField(func(s *measurements.STUNDetails) string { return strconv.Itoa(s.Attempts) })},
 	{"stun_responded", stunField(func(s *measurements.STUNDetails) string { return strconv.FormatBool(s.Responded) })},

@@ -171,6 +171,38 @@ func (ca *CA) Pool() *x509.CertPool {
 	return pool
 }
 
+// Intermediate issues a subordinate CA named name, with a fresh ECDSA
+// P-256 key, valid as long as ca. Its leaves' chains hold the leaf only,
+// as a server that leaves its intermediate out sends them.
+func (ca *CA) Intermediate(name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating intermediate key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             ca.cert.NotBefore,
+		NotAfter:              ca.cert.NotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("creating intermediate certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parsing intermediate certificate: %w", err)
+	}
+	return &CA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: certificatePEMType, Bytes: der})}, nil
+}
+
 // Leaf issues a server certificate with a fresh ECDSA P-256 key for names:
 // each is a DNS name or an IP literal, and becomes a DNS or IP subject
 // alternative name accordingly. The chain holds the leaf only, as a server

@@ -175,3 +175,39 @@ func TestModuleRoot(t *testing.T) {
 		t.Errorf("go.mod at %s is not reachprobe's", root)
 	}
 }
+
+func TestIntermediate(t *testing.T) {
+	root, err := NewCA("test root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid, err := root.Intermediate("test intermediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := mid.Leaf("a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(leaf.Certificate); n != 1 {
+		t.Errorf("leaf chain holds %d certificates, want the leaf alone", n)
+	}
+	withMid := x509.NewCertPool()
+	withMid.AddCert(mid.Certificate())
+	tests := []struct {
+		name          string
+		intermediates *x509.CertPool
+		wantErr       func(error) bool
+	}{
+		{"intermediate offered", withMid, isNil},
+		{"intermediate missing", nil, isErrorAs[x509.UnknownAuthorityError]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := leaf.Leaf.Verify(x509.VerifyOptions{Roots: root.Pool(), Intermediates: tt.intermediates, DNSName: "a.test"})
+			if !tt.wantErr(err) {
+				t.Errorf("Verify: unexpected result %v", err)
+			}
+		})
+	}
+}

@@ -58,6 +58,9 @@ type Config struct {
 	ALPN []string
 	// RootCAs verifies the chain; nil means the system roots.
 	RootCAs *x509.CertPool
+	// Apple, set for Apple's targets, verifies the chain against Apple's
+	// roots too (see tlsprobe.Config).
+	Apple *tlsprobe.AppleTrust
 }
 
 // Handshake performs one QUIC handshake with addr and returns its
@@ -121,7 +124,9 @@ func Handshake(ctx context.Context, addr netip.AddrPort, cfg Config) *measuremen
 	state := conn.ConnectionState().TLS
 	recordState(details, state)
 	name := tlsprobe.VerifyName(cfg.ServerName, addr)
-	if err := tlsprobe.VerifyChain(state.PeerCertificates, cfg.RootCAs, name, time.Now()); err != nil {
+	anchor, err := tlsprobe.VerifyChain(state.PeerCertificates, cfg.RootCAs, cfg.Apple, name, time.Now())
+	details.Anchor = anchor
+	if err != nil {
 		details.VerifyFailure = failure.Text(err.Error())
 		obs.Failure = failure.Classify(err)
 		obs.Operation = failure.OpQUICHandshake

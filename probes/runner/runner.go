@@ -79,6 +79,9 @@ type Runner struct {
 	DoHURLs []string
 	// RootCAs verifies TLS and QUIC chains; nil means the system roots.
 	RootCAs *x509.CertPool
+	// Apple verifies the chains of Apple's targets too (see appleFor);
+	// nil means the embedded Apple roots (tlsprobe.EmbeddedApple).
+	Apple *tlsprobe.AppleTrust
 	// Parallel bounds the jobs in flight; 0 means DefaultParallel.
 	Parallel int
 	// Repeat is how many times every measurement runs; 0 means once.
@@ -284,7 +287,7 @@ func (s *state) measureEndpointAs(ctx context.Context, t *measurements.Target, r
 		conn, o := tlsprobe.Connect(ctx, ap)
 		rec(o)
 		if conn != nil && t.Has("tls") && t.ControlServerName != t.ServerName {
-			cfg := tlsprobe.Config{ServerName: t.ControlServerName, ALPN: t.ALPN, RootCAs: s.r.RootCAs}
+			cfg := tlsprobe.Config{ServerName: t.ControlServerName, ALPN: t.ALPN, RootCAs: s.r.RootCAs, Apple: s.r.appleFor(t)}
 			c := tlsprobe.Handshake(ctx, conn, ap, cfg)
 			c.Control = true
 			rec(c)
@@ -293,12 +296,12 @@ func (s *state) measureEndpointAs(ctx context.Context, t *measurements.Target, r
 			conn.Close()
 		}
 		if conn != nil && t.Has("tls") {
-			cfg := tlsprobe.Config{ServerName: t.ServerName, ALPN: t.ALPN, RootCAs: s.r.RootCAs}
+			cfg := tlsprobe.Config{ServerName: t.ServerName, ALPN: t.ALPN, RootCAs: s.r.RootCAs, Apple: s.r.appleFor(t)}
 			rec(tlsprobe.DialHandshake(ctx, ap, cfg))
 		}
 	}
 	if t.Has("quic") {
-		cfg := quicprobe.Config{ServerName: t.ServerName, ALPN: t.ALPN, RootCAs: s.r.RootCAs}
+		cfg := quicprobe.Config{ServerName: t.ServerName, ALPN: t.ALPN, RootCAs: s.r.RootCAs, Apple: s.r.appleFor(t)}
 		rec(quicprobe.Handshake(ctx, ap, cfg))
 	}
 	if t.Has("udp") {

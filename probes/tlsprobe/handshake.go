@@ -47,6 +47,10 @@ type Config struct {
 	// RootCAs verifies the chain; nil means the system roots. LoadRoots
 	// builds a pool of the system roots plus extra files.
 	RootCAs *x509.CertPool
+	// Apple, set for Apple's targets, verifies the chain against Apple's
+	// roots too, with Apple's intermediates offered (EmbeddedApple, or
+	// LoadAppleTrust on a test network). nil: RootCAs alone.
+	Apple *AppleTrust
 	// ClientHello is the uTLS fingerprint to present; zero means
 	// DefaultClientHello.
 	ClientHello utls.ClientHelloID
@@ -106,11 +110,13 @@ func (c Config) spec() (utls.ClientHelloSpec, []string, error) {
 // Duration cover the handshake only.
 //
 // The handshake itself does not verify the server: the chain is recorded
-// whatever it is, then verified against cfg.RootCAs for the server name.
-// A chain that does not verify makes the step fail (Operation
-// "tls_handshake", Failure ssl_unknown_authority, ssl_invalid_hostname or
-// ssl_invalid_certificate, Verified false, VerifyFailure the reason) while
-// version, cipher suite, negotiated protocol and chain stay recorded.
+// whatever it is, then verified against cfg.RootCAs (and cfg.Apple) for
+// the server name. A chain that does not verify makes the step fail
+// (Operation "tls_handshake", Failure ssl_unknown_authority,
+// ssl_invalid_hostname or ssl_invalid_certificate, Verified false,
+// VerifyFailure the reason) while version, cipher suite, negotiated
+// protocol and chain stay recorded. Anchor names the roots the chain
+// verified to, the name aside.
 //
 // conn stays open; the caller closes it. The TLS session is not handed
 // back: the step measures the handshake, not what follows. A cancelled or
@@ -164,7 +170,9 @@ func Handshake(ctx context.Context, conn net.Conn, addr netip.AddrPort, cfg Conf
 	for _, cert := range state.PeerCertificates {
 		obs.TLS.PeerCertificates = append(obs.TLS.PeerCertificates, cert.Raw)
 	}
-	if err := VerifyChain(state.PeerCertificates, cfg.RootCAs, VerifyName(cfg.ServerName, addr), time.Now()); err != nil {
+	anchor, err := VerifyChain(state.PeerCertificates, cfg.RootCAs, cfg.Apple, VerifyName(cfg.ServerName, addr), time.Now())
+	obs.TLS.Anchor = anchor
+	if err != nil {
 		obs.Failure = failure.Classify(err)
 		obs.Operation = failure.OpTLSHandshake
 		obs.TLS.VerifyFailure = failure.Text(err.Error())

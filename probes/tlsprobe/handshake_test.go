@@ -282,24 +282,28 @@ func TestVerifyChain(t *testing.T) {
 	expiredRoots.AddCert(expired)
 
 	tests := []struct {
-		name  string
-		certs []*x509.Certificate
-		roots *x509.CertPool
-		host  string
-		want  string // failure.Classify of the error
+		name       string
+		certs      []*x509.Certificate
+		roots      *x509.CertPool
+		host       string
+		want       string // failure.Classify of the error
+		wantAnchor string
 	}{
-		{"valid", []*x509.Certificate{good}, trusted.Pool(), courier, ""},
-		{"valid with unneeded intermediate", []*x509.Certificate{good, trusted.Certificate()}, trusted.Pool(), courier, ""},
-		{"wrong name", []*x509.Certificate{good}, trusted.Pool(), "example.org", failure.SSLInvalidHostname},
-		{"unknown authority and wrong name", []*x509.Certificate{good}, x509.NewCertPool(), "example.org", failure.SSLUnknownAuthority},
-		{"expired", []*x509.Certificate{expired}, expiredRoots, courier, failure.SSLInvalidCert},
-		{"no certificate", nil, trusted.Pool(), courier, failure.SSLInvalidCert},
+		{"valid", []*x509.Certificate{good}, trusted.Pool(), courier, "", measurements.AnchorSystem},
+		{"valid with unneeded intermediate", []*x509.Certificate{good, trusted.Certificate()}, trusted.Pool(), courier, "", measurements.AnchorSystem},
+		{"wrong name", []*x509.Certificate{good}, trusted.Pool(), "example.org", failure.SSLInvalidHostname, measurements.AnchorSystem},
+		{"unknown authority and wrong name", []*x509.Certificate{good}, x509.NewCertPool(), "example.org", failure.SSLUnknownAuthority, ""},
+		{"expired", []*x509.Certificate{expired}, expiredRoots, courier, failure.SSLInvalidCert, ""},
+		{"no certificate", nil, trusted.Pool(), courier, failure.SSLInvalidCert, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := VerifyChain(tt.certs, tt.roots, tt.host, time.Now())
+			anchor, err := VerifyChain(tt.certs, tt.roots, nil, tt.host, time.Now())
 			if got := failure.Classify(err); got != tt.want {
 				t.Errorf("verifyChain: %v classified %q, want %q", err, got, tt.want)
+			}
+			if anchor != tt.wantAnchor {
+				t.Errorf("anchor = %q, want %q", anchor, tt.wantAnchor)
 			}
 		})
 	}

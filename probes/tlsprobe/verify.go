@@ -8,6 +8,8 @@ import (
 	"time"
 
 	utls "github.com/refraction-networking/utls"
+
+	"github.com/reachprobe/reachprobe/measurements"
 )
 
 // VerifyName is the name the chain must be valid for: the server name, or
@@ -20,24 +22,51 @@ func VerifyName(serverName string, addr netip.AddrPort) string {
 }
 
 // VerifyChain verifies certs (leaf first, as sent) against roots (nil: the
-// system roots) and then the leaf against name. The chain is checked
-// before the name, unlike crypto/tls: an interceptor's certificate for some
-// other name is then reported as ssl_unknown_authority, which says who
-// signed it, rather than as ssl_invalid_hostname. QUIC handshakes are
-// verified the same way.
-func VerifyChain(certs []*x509.Certificate, roots *x509.CertPool, name string, now time.Time) error {
+// system roots) and, when apple is set (an Apple target), against Apple's
+// roots with Apple's intermediates offered too; then it verifies the leaf
+// against name. It returns the anchor the chain verified to
+// (measurements.AnchorSystem or AnchorApple, "" when none), which holds
+// even when the name then does not match.
+//
+// The chain is checked before the name, unlike crypto/tls: an
+// interceptor's certificate for some other name is then reported as
+// ssl_unknown_authority, which says who signed it, rather than as
+// ssl_invalid_hostname. QUIC handshakes are verified the same way.
+func VerifyChain(certs []*x509.Certificate, roots *x509.CertPool, apple *AppleTrust, name string, now time.Time) (anchor string, err error) {
 	if len(certs) == 0 {
-		return errors.New("x509: server sent no certificate")
+		return "", errors.New("x509: server sent no certificate")
 	}
 	intermediates := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		intermediates.AddCert(c)
 	}
-	opts := x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now}
-	if _, err := certs[0].Verify(opts); err != nil {
-		return err
+	if apple != nil {
+		for _, c := range apple.intermediates {
+			intermediates.AddCert(c)
+		}
 	}
-	return certs[0].VerifyHostname(name)
+	_, err = certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, CurrentTime: now})
+	anchor = measurements.AnchorSystem
+	if err != nil && apple != nil && apple.roots != nil {
+		_, appleErr := certs[0].Verify(x509.VerifyOptions{Roots: apple.roots, Intermediates: intermediates, CurrentTime: now})
+		switch {
+		case appleErr == nil:
+			anchor, err = measurements.AnchorApple, nil
+		case isUnknownAuthority(err) && !isUnknownAuthority(appleErr):
+			// The chain reaches Apple's root and fails there for another
+			// reason (expired, wrong usage): that says more.
+			err = appleErr
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	return anchor, certs[0].VerifyHostname(name)
+}
+
+func isUnknownAuthority(err error) bool {
+	var ua x509.UnknownAuthorityError
+	return errors.As(err, &ua)
 }
 
 // VersionName returns OONI's name of a TLS version ("TLSv1.3").

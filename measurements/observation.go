@@ -136,6 +136,13 @@ type DNSAnswer struct {
 	// Data is the address for A and AAAA, the target name for CNAME.
 	Data string `json:"data"`
 	TTL  uint32 `json:"ttl"`
+	// ASN and ASOrgName are the autonomous system of an A or AAAA
+	// address, looked up in the probe's embedded database when the
+	// lookup was made (as OONI's answers carry asn and as_org_name); 0
+	// and "" when unknown, private or not looked up. They tell a
+	// server's network (Apple's AS714 and AS6185) from a stranger's.
+	ASN       uint   `json:"asn,omitempty"`
+	ASOrgName string `json:"as_org_name,omitempty"`
 }
 
 // TCPDetails records one connect. The interesting facts (address, port,

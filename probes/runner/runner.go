@@ -34,6 +34,7 @@ import (
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/dnsprobe"
 	"github.com/reachprobe/reachprobe/probes/failure"
+	"github.com/reachprobe/reachprobe/probes/netid"
 	"github.com/reachprobe/reachprobe/probes/quicprobe"
 	"github.com/reachprobe/reachprobe/probes/stunprobe"
 	"github.com/reachprobe/reachprobe/probes/tlsprobe"
@@ -190,11 +191,14 @@ func (s *state) measureTarget(ctx context.Context, t *measurements.Target, repea
 	}
 	dnsObs := resolver.LookupAll(ctx, t.Host, s.r.DoHURLs)
 	s.release()
+	netid.AnnotateAnswers(dnsObs)
 	for _, o := range dnsObs {
 		s.record(ctx, t, repeat, o)
 	}
 	var wg sync.WaitGroup
-	for _, addr := range dnsprobe.Addresses(dnsObs) {
+	// Addresses of late responses too: a verified handshake there shows a
+	// second answer is the name's (analysis tells them apart).
+	for _, addr := range append(dnsprobe.Addresses(dnsObs), dnsprobe.LateAddresses(dnsObs)...) {
 		if skip := s.skipReason(t, addr); skip != "" {
 			for _, port := range t.Ports {
 				s.recordSkipped(ctx, t, repeat, addr, port, skip)
@@ -247,7 +251,8 @@ func (s *state) measureEndpoint(ctx context.Context, t *measurements.Target, rep
 // skipReason says why addr is not measured, or "".
 func (s *state) skipReason(t *measurements.Target, addr netip.Addr) string {
 	for _, p := range t.Networks {
-		if p.Contains(addr) {
+		// A NAT64 address is judged as the IPv4 address it carries.
+		if p.Contains(measurements.UnwrapIPv4(addr)) {
 			return s.routeSkip(addr)
 		}
 	}

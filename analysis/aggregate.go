@@ -22,6 +22,46 @@ type targetJudgement struct {
 	endpoints  []*judged
 }
 
+// judgeScoped judges a target whose name fails by this network's own
+// choice (dnsResult.scope): failed, with that scope, whatever the
+// addresses encrypted DNS found did, since apps use the network's
+// resolver. It reports false when the DNS verdict has no scope or a port
+// is blocked.
+func judgeScoped(tj *targetJudgement, d *dnsResult, okPorts, blockedPorts []string) bool {
+	if d == nil || d.scope == "" || d.absent || d.verdict.Verdict != VerdictFailed || len(blockedPorts) > 0 {
+		return false
+	}
+	tv := &tj.tv
+	tv.Verdict, tv.Scope, tv.Reason = VerdictFailed, d.scope, "DNS: "+d.verdict.Evidence
+	if len(okPorts) > 0 {
+		tv.Reason += fmt.Sprintf("; its servers, found through encrypted DNS, are reachable on %s", strings.Join(okPorts, ", "))
+	}
+	return true
+}
+
+// scopedService returns the scope and words of a service whose failed
+// targets all fail by one choice of this network, or "".
+func scopedService(group string, tjs []*targetJudgement) (scope, reason string) {
+	for _, tj := range tjs {
+		if tj.absent || tj.tv.Verdict != VerdictFailed {
+			continue
+		}
+		if tj.tv.Scope == "" || scope != "" && tj.tv.Scope != scope {
+			return "", ""
+		}
+		scope = tj.tv.Scope
+	}
+	switch {
+	case scope == ScopeNetworkPolicy && group == measurements.GroupQUIC:
+		return scope, relayOptOutWords
+	case scope == ScopeLocalFilter:
+		return scope, "a DNS filter inside this network (its own blocklist) blocks its servers; not a censor"
+	case scope != "":
+		return scope, "this network's own choice, not blocking"
+	}
+	return "", ""
+}
+
 // judgeTarget combines a target's DNS verdict and its endpoints. A DNS
 // block blocks the target whatever its addresses did (apps use the
 // network's resolver). Otherwise each port (and transport) is ok when one
@@ -77,6 +117,9 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 		}
 	}
 	method := dominant(methods)
+	if judgeScoped(tj, d, okPorts, blockedPorts) {
+		return tj
+	}
 	if d != nil && d.unresolved && !d.absent && len(blockedPorts) == 0 {
 		tj.unresolved = true
 		tv.Verdict = VerdictFailed
@@ -220,11 +263,17 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		sv.Verdict, sv.Reason = VerdictOK, fmt.Sprintf("%d of %d hosts reachable", ok, conf.Targets)
 		if left := conf.Targets - ok; left > 0 {
 			sv.Reason += fmt.Sprintf("; %d could not be judged or failed", left)
+			if scope, why := scopedService(group, tjs); scope != "" {
+				sv.Reason += " (" + why + ")"
+			}
 		}
 	case n[VerdictFailed] > 0 && n[VerdictFailed] >= n[VerdictInconclusive]+blk:
 		sv.Verdict, sv.Reason = VerdictFailed, fmt.Sprintf("%d of %d hosts fail, in ways that do not point at blocking (an outage?)", n[VerdictFailed], conf.Targets)
 		if unresolved == n[VerdictFailed] {
 			sv.Reason = "apps cannot look up its servers: " + resolverDownWhy
+		}
+		if scope, why := scopedService(group, tjs); scope != "" {
+			sv.Scope, sv.Reason = scope, why
 		}
 	default:
 		sv.Verdict, sv.Reason = VerdictInconclusive, "the measurements do not decide"

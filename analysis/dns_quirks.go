@@ -188,6 +188,19 @@ func localResolver(sums map[string]*dnsSummary) bool {
 	return seen
 }
 
+// isNameserver reports whether a is the address of a nameserver the
+// plain engines asked in the run.
+func (j *dnsJudge) isNameserver(a netip.Addr) bool {
+	for _, s := range j.summaries {
+		for _, q := range s.resolver {
+			if server, ok := resolverHost(q); ok && server == a.Unmap() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // localFilter returns the nameservers behind the bogons when they are the
 // mark of a DNS filter in the volunteer's own network: every private
 // answer is 0.0.0.0, :: or the nameserver's own address (Pi-hole,
@@ -212,7 +225,8 @@ func (j *dnsJudge) localFilter(s *dnsSummary) ([]string, bool) {
 			return nil, false
 		}
 		for _, a := range bogons {
-			if !a.IsUnspecified() && (!known || a != server) {
+			own := known && a == server || !known && j.isNameserver(a)
+			if !a.IsUnspecified() && !own {
 				return nil, false
 			}
 		}

@@ -1,0 +1,121 @@
+//go:build lab
+
+package lab
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/reachprobe/reachprobe/probes/probetest"
+)
+
+// Honest networks whose DNS has quirks a naive reading takes for a
+// censor's. Nothing may be called blocked in any of them.
+
+// secondUpstreamAddr is what a router's second upstream answers for the
+// push names: another server of the fake internet, whose certificate
+// verifies for every name, as a CDN edge's would.
+const secondUpstreamAddr = "104.16.124.200"
+
+// useLANResolver points the client's resolver at the censor's LAN
+// address, a resolver inside the volunteer's own network, as a Pi-hole
+// or a router's DNS is.
+func (l *lab) useLANResolver() {
+	l.t.Helper()
+	conf := filepath.Join(netnsConfDir, l.client, "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver "+censorLANAddr+"\n"), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// blockedByFilter makes a zone entry answer 0.0.0.0 and ::, as Pi-hole's
+// blocklist does.
+func blockedByFilter(_ string, e *probetest.ZoneEntry) {
+	e.Addrs = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
+}
+
+func init() {
+	scenarios = append(scenarios,
+		scenario{
+			name: "honest-two-upstreams",
+			censor: func(l *lab) {
+				// The router forwards each query to two resolvers and
+				// relays both answers: the true one first, the other's
+				// later.
+				l.lyingResolver(l.lyingZone(l.plan.Hosts(push), func(_ string, e *probetest.ZoneEntry) {
+					e.Behavior = probetest.DNSSecondLate
+					e.Forged = []netip.Addr{netip.MustParseAddr(secondUpstreamAddr)}
+				}))
+			},
+			signs: []sign{
+				{target: "courier-1", kind: "dns/udp", result: "ok", answer: "17.57.146.21", late: true},
+				{target: "courier-1", kind: "tls", port: 5223, result: "ok"},
+			},
+			want: want{
+				network:  networkOK,
+				services: allServices(svcOK, nil),
+				apps:     appsWorking,
+				dns: map[string]dnsWant{
+					"courier-1": {verdict: verdictOK, late: secondUpstreamAddr},
+					"api-push":  {verdict: verdictOK, late: secondUpstreamAddr},
+				},
+			},
+		},
+		scenario{
+			name: "honest-pihole",
+			censor: func(l *lab) {
+				// The volunteer's own Pi-hole, the network's resolver at
+				// a private address, blocks two Apple names.
+				l.useLANResolver()
+				l.lyingResolver(l.lyingZone([]string{"gsa.apple.com", "query.ess.apple.com"}, blockedByFilter))
+			},
+			signs: []sign{
+				{target: "gsa", kind: "dns/udp", result: "ok", answer: "0.0.0.0"},
+				{target: "gsa", kind: "dns/doh", result: "ok", answer: "17.32.194.12"},
+				{target: "init-ess", kind: "dns/udp", result: "ok", answer: "17.32.194.10"},
+			},
+			want: want{
+				network:  networkOK,
+				services: allServices(svcOK, map[string]serviceWant{identity: {verdict: oneOf(verdictOK, verdictFailed)}}),
+				apps:     map[string]string{"imessage": oneOf(appWorking, appDown), "facetime": oneOf(appWorking, appDown)},
+				reasons:  map[string]string{identity: "a DNS filter inside this network"},
+				dns: map[string]dnsWant{
+					"gsa":       {verdict: verdictFailed, scope: "local_filter"},
+					"query-ess": {verdict: verdictFailed, scope: "local_filter"},
+					"init-ess":  {verdict: verdictOK},
+				},
+			},
+		},
+		scenario{
+			name: "honest-private-relay-off",
+			censor: func(l *lab) {
+				// The network turns iCloud Private Relay off as Apple
+				// documents: NXDOMAIN for mask.icloud.com, no address for
+				// mask-h2.icloud.com.
+				l.lyingResolver(l.lyingZone([]string{"mask.icloud.com", "mask-h2.icloud.com"}, func(host string, e *probetest.ZoneEntry) {
+					if host == "mask.icloud.com" {
+						e.Behavior = probetest.DNSNXDomain
+					} else {
+						e.Addrs = nil
+					}
+				}))
+			},
+			signs: []sign{
+				{target: "mask", kind: "dns/udp", result: "dns_nxdomain_error"},
+				{target: "mask-h2", kind: "dns/udp", result: "dns_no_answer"},
+				{target: "mask", kind: "dns/doh", result: "ok", answer: "17.248.190.10"},
+			},
+			want: want{
+				network:  networkOK,
+				services: allServices(svcOK, map[string]serviceWant{quicSvc: {verdict: verdictFailed}}),
+				apps:     appsWorking,
+				reasons:  map[string]string{quicSvc: "Private Relay turned off by this network (the opt-out Apple documents)"},
+				dns: map[string]dnsWant{
+					"mask":    {verdict: verdictFailed, scope: "network_policy"},
+					"mask-h2": {verdict: verdictFailed, scope: "network_policy"},
+				},
+			},
+		},
+	)
+}

@@ -58,9 +58,10 @@ type want struct {
 }
 
 // dnsWant is what a target's DNS verdict must say: its verdict and scope
-// ("" for none), and a late answer it must record ("" for none).
+// ("" for none), a late answer it must record and words its evidence
+// must contain ("" for none).
 type dnsWant struct {
-	verdict, scope, late string
+	verdict, scope, late, words string
 }
 
 type serviceWant struct {
@@ -138,9 +139,9 @@ func (w want) check(rep *report) []string {
 			continue
 		}
 		d := rep.DNS[i]
-		if d.Verdict != dw.verdict || d.Scope != dw.scope || dw.late != "" && !slices.Contains(d.LateAnswers, dw.late) {
-			problems = append(problems, fmt.Sprintf("DNS of %s: %s, scope %q, late answers %v (%s); want %s, scope %q, late answer %q",
-				target, d.Verdict, d.Scope, d.LateAnswers, d.Evidence, dw.verdict, dw.scope, dw.late))
+		if d.Verdict != dw.verdict || d.Scope != dw.scope || dw.late != "" && !slices.Contains(d.LateAnswers, dw.late) || !strings.Contains(d.Evidence, dw.words) {
+			problems = append(problems, fmt.Sprintf("DNS of %s: %s, scope %q, late answers %v (%s); want %s, scope %q, late answer %q, words %q",
+				target, d.Verdict, d.Scope, d.LateAnswers, d.Evidence, dw.verdict, dw.scope, dw.late, dw.words))
 		}
 	}
 

@@ -57,8 +57,10 @@ func init() {
 				services: allServices(svcOK, nil),
 				apps:     appsWorking,
 				dns: map[string]dnsWant{
-					"courier-1": {verdict: verdictOK, late: secondUpstreamAddr},
-					"api-push":  {verdict: verdictOK, late: secondUpstreamAddr},
+					// A handshake for the name verified at the late
+					// address: it is the name's too.
+					"courier-1": {verdict: verdictOK, late: secondUpstreamAddr, words: "verified there"},
+					"api-push":  {verdict: verdictOK, late: secondUpstreamAddr, words: "verified there"},
 				},
 			},
 		},
@@ -81,7 +83,7 @@ func init() {
 				apps:     map[string]string{"imessage": oneOf(appWorking, appDown), "facetime": oneOf(appWorking, appDown)},
 				reasons:  map[string]string{identity: "a DNS filter inside this network"},
 				dns: map[string]dnsWant{
-					"gsa":       {verdict: verdictFailed, scope: "local_filter"},
+					"gsa":       {verdict: verdictFailed, scope: "local_filter", words: "the resolver at " + censorLANAddr},
 					"query-ess": {verdict: verdictFailed, scope: "local_filter"},
 					"init-ess":  {verdict: verdictOK},
 				},

@@ -271,8 +271,8 @@ func (j *dnsJudge) relayOptOut(s *dnsSummary, undecided undecidedFunc) (dnsResul
 	case nx < denied:
 		answer = "NXDOMAIN or no address"
 	}
-	r := undecided(VerdictFailed, "", fmt.Sprintf("%s: the network's resolver answers %s with %s in %d of %d lookups (encrypted DNS, from elsewhere: %s)",
-		relayOptOutWords, s.t.Host, answer, denied, len(s.resolver), addrListOr(s.dohAddrs, "no answer")))
+	r := undecided(VerdictFailed, "", fmt.Sprintf("%s: the network's resolver answers %s with %s in %d of %d lookups; that encrypted DNS, from elsewhere, finds %s is no evidence of a block (Private Relay may also not be offered in this region)",
+		relayOptOutWords, s.t.Host, answer, denied, len(s.resolver), addrListOr(s.dohAddrs, "no address either")))
 	r.scope = ScopeNetworkPolicy
 	r.verdict.Scope = ScopeNetworkPolicy
 	return r, true

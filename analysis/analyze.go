@@ -20,6 +20,14 @@ func Analyze(in Input) Report {
 		}
 	}
 	down := resolverDown(sums)
+	// Addresses only late DNS responses gave are not what applications
+	// use: no reference, not counted.
+	lateOnly := lateOnlyAddrs(sums)
+	for name, addrs := range lateOnly {
+		for a := range addrs {
+			ss.taint(name, a)
+		}
+	}
 	flaky, unstable, why := measureFlakiness(ix, ss, sums, down)
 
 	judge := &dnsJudge{summaries: sums, verifiedAt: verifiedAddresses(ix), unstable: unstable, resolverDown: down,
@@ -43,14 +51,6 @@ func Analyze(in Input) Report {
 			}
 			forged[t.Name][a] = true
 			ss.taint(t.Name, a)
-		}
-	}
-
-	// Addresses only late responses gave are no reference either.
-	lateOnly := lateOnlyAddrs(sums)
-	for name, addrs := range lateOnly {
-		for a := range addrs {
-			ss.taint(name, a)
 		}
 	}
 

@@ -255,7 +255,10 @@ func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
 	v := DNSVerdict{
 		Target: t.Name, Group: t.Group, Host: t.Host,
 		ResolverAnswers: addrStrings(s.resolverAddrs), ControlAnswers: addrStrings(s.dohAddrs),
-		LateAnswers: addrStrings(s.lateAddrs()), Queries: len(s.resolver) + len(s.doh),
+		Queries: len(s.resolver) + len(s.doh),
+	}
+	if late := s.lateAddrs(); len(late) > 0 {
+		v.LateAnswers = addrStrings(late)
 	}
 	// Failure is the first failure of the resolver's lookups; an empty
 	// answer (many names have no AAAA record) is not one.

@@ -39,9 +39,10 @@ func judgeScoped(tj *targetJudgement, d *dnsResult, okPorts, blockedPorts []stri
 	return true
 }
 
-// scopedService returns the scope and words of a service whose failed
-// targets all fail by one choice of this network, or "".
-func scopedService(group string, tjs []*targetJudgement) (scope, reason string) {
+// scopedService returns the scope of a service whose failed targets all
+// fail by one choice of this network, and its words (for some of its
+// servers when some is set), or "".
+func scopedService(group string, tjs []*targetJudgement, some bool) (scope, reason string) {
 	for _, tj := range tjs {
 		if tj.absent || tj.tv.Verdict != VerdictFailed {
 			continue
@@ -51,11 +52,15 @@ func scopedService(group string, tjs []*targetJudgement) (scope, reason string) 
 		}
 		scope = tj.tv.Scope
 	}
+	servers := "its servers"
+	if some {
+		servers = "some of its servers"
+	}
 	switch {
 	case scope == ScopeNetworkPolicy && group == measurements.GroupQUIC:
 		return scope, relayOptOutWords
 	case scope == ScopeLocalFilter:
-		return scope, "a DNS filter inside this network (its own blocklist) blocks its servers; not a censor"
+		return scope, "a DNS filter inside this network, its own blocklist, blocks " + servers + "; not a censor"
 	case scope != "":
 		return scope, "this network's own choice, not blocking"
 	}
@@ -263,8 +268,8 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		sv.Verdict, sv.Reason = VerdictOK, fmt.Sprintf("%d of %d hosts reachable", ok, conf.Targets)
 		if left := conf.Targets - ok; left > 0 {
 			sv.Reason += fmt.Sprintf("; %d could not be judged or failed", left)
-			if scope, why := scopedService(group, tjs); scope != "" {
-				sv.Reason += " (" + why + ")"
+			if scope, why := scopedService(group, tjs, true); scope != "" {
+				sv.Reason += "; " + why
 			}
 		}
 	case n[VerdictFailed] > 0 && n[VerdictFailed] >= n[VerdictInconclusive]+blk:
@@ -272,7 +277,7 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		if unresolved == n[VerdictFailed] {
 			sv.Reason = "apps cannot look up its servers: " + resolverDownWhy
 		}
-		if scope, why := scopedService(group, tjs); scope != "" {
+		if scope, why := scopedService(group, tjs, false); scope != "" {
 			sv.Scope, sv.Reason = scope, why
 		}
 	default:

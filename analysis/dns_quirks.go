@@ -244,7 +244,7 @@ func (j *dnsJudge) localFilter(s *dnsSummary) ([]string, bool) {
 // documented way for a network to turn Private Relay off, whatever
 // encrypted DNS finds from elsewhere.
 func (j *dnsJudge) relayOptOut(s *dnsSummary, undecided undecidedFunc) (dnsResult, bool) {
-	if !isPrivateRelayName(s.t.Host) || j.resolverDown || s.resolverAnswers() || len(s.resolverAddrs) > 0 {
+	if !isPrivateRelayName(s.t.Host) || j.resolverDown || s.resolverAnswers() || len(s.resolverAddrs) > 0 || s.dohSays() == "nxdomain" {
 		return dnsResult{}, false
 	}
 	denied, nx := 0, 0

@@ -95,6 +95,15 @@ func TestDNSQuirks(t *testing.T) {
 			target: "mask", verdict: VerdictBlocked, method: MethodDNSRefused,
 		},
 		{
+			name: "a Private Relay name encrypted DNS does not find either does not exist: no opt-out",
+			world: &world{targets: catalogWithFallback(), resolve: func(l *lookup) {
+				if l.t.Name == "mask-h2" {
+					l.rcode("NXDOMAIN", failDNSNXDomain)
+				}
+			}},
+			target: "mask-h2", verdict: VerdictFailed,
+		},
+		{
 			name: "NXDOMAIN for a name that is not Private Relay's is still a block",
 			world: &world{targets: catalogWithFallback(), resolve: func(l *lookup) {
 				if l.t.Group == "call" && l.fromResolver() {

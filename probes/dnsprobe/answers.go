@@ -192,7 +192,7 @@ func cnameChain(qname string, resp *dns.Msg) []string {
 // Addresses returns the distinct A and AAAA addresses of the successful
 // lookups among obs, sorted (IPv4 first). Only first responses count: a
 // late response to a plain query is evidence of injection, kept in
-// DNSDetails.Late for analysis, not an address to measure. Pass the
+// DNSDetails.Late for analysis; LateAddresses returns its addresses. Pass the
 // observations whose addresses should be measured (for example, leave the
 // DoH control out to measure what the local resolvers return).
 func Addresses(obs []*measurements.Observation) []netip.Addr {

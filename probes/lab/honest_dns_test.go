@@ -11,7 +11,8 @@ import (
 )
 
 // Honest networks whose DNS has quirks a naive reading takes for a
-// censor's. Nothing may be called blocked in any of them.
+// censor's: nothing may be called blocked in any of them. And the censor
+// beside them that must still be caught.
 
 // secondUpstreamAddr is what a router's second upstream answers for the
 // push names: another server of the fake internet, whose certificate
@@ -117,6 +118,24 @@ func init() {
 					"mask":    {verdict: verdictFailed, scope: "network_policy"},
 					"mask-h2": {verdict: verdictFailed, scope: "network_policy"},
 				},
+			},
+		},
+		scenario{
+			name: "dns-zero-identity",
+			censor: func(l *lab) {
+				// The censor's resolver, outside the volunteer's
+				// network, answers 0.0.0.0 and :: as a Pi-hole would:
+				// not the volunteer's own filter, still a block.
+				l.lyingResolver(l.lyingZone(l.plan.Hosts(identity), blockedByFilter))
+			},
+			signs: []sign{
+				{target: "gsa", kind: "dns/udp", result: "ok", answer: "0.0.0.0"},
+				{target: "gsa", kind: "dns/doh", result: "ok", answer: "17.32.194.12"},
+			},
+			want: want{
+				network:  networkOK,
+				services: allServices(svcOK, map[string]serviceWant{identity: blockedBy("dns.bogon")}),
+				apps:     appsBlocked,
 			},
 		},
 	)

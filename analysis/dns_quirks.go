@@ -108,7 +108,7 @@ func (j *dnsJudge) fakeIPs(s *dnsSummary, bogons []netip.Addr) []netip.Addr {
 // answered, a control name among them, got fake-ip answers only: a local
 // proxy handles all of this machine's traffic.
 func proxyEverywhere(sums map[string]*dnsSummary) bool {
-	control, any := false, false
+	control := false
 	for _, s := range sums {
 		if len(s.resolverAddrs) == 0 {
 			continue
@@ -116,10 +116,9 @@ func proxyEverywhere(sums map[string]*dnsSummary) bool {
 		if slices.ContainsFunc(s.resolverAddrs, func(a netip.Addr) bool { return !isFakeIP(a) }) {
 			return false
 		}
-		any = true
 		control = control || s.t.Group == measurements.GroupControl
 	}
-	return any && control
+	return control
 }
 
 // dns64Synthesized reports whether a is an IPv6 answer that carries, in

@@ -3,10 +3,13 @@
 package lab
 
 import (
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 
+	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/probetest"
 )
 
@@ -117,6 +120,36 @@ func init() {
 				dns: map[string]dnsWant{
 					"mask":    {verdict: verdictFailed, scope: "network_policy"},
 					"mask-h2": {verdict: verdictFailed, scope: "network_policy"},
+				},
+			},
+		},
+		scenario{
+			name: "honest-fake-ip-proxy",
+			censor: func(l *lab) {
+				// Clash in fake-ip mode on the router answers every
+				// name, the control names too, with its own address of
+				// 198.18.0.0/15.
+				names := slices.Sorted(maps.Keys(hostAddresses))
+				i := 0
+				l.lyingResolver(l.lyingZone(names, func(_ string, e *probetest.ZoneEntry) {
+					i++
+					e.Addrs = []netip.Addr{netip.AddrFrom4([4]byte{198, 18, 0, byte(i)})}
+				}))
+			},
+			signs: []sign{
+				{target: "courier-1", kind: "dns/udp", result: "ok"},
+				{target: "courier-1", kind: "tcp", port: 5223, result: "skipped:" + measurements.SkipBogon},
+				{target: "courier-1", kind: "tls", port: 5223, result: "ok"},
+			},
+			// Apps connect through the proxy; the addresses encrypted
+			// DNS finds show the servers reachable.
+			want: want{
+				network:  networkOK,
+				services: allServices(svcOK, nil),
+				apps:     appsWorking,
+				dns: map[string]dnsWant{
+					"courier-1":      {verdict: verdictInconclusive, scope: "local_proxy", words: "fake-ip"},
+					"control-google": {verdict: verdictInconclusive, scope: "local_proxy"},
 				},
 			},
 		},

@@ -22,6 +22,51 @@ type targetJudgement struct {
 	endpoints  []*judged
 }
 
+// judgeScoped judges a target whose name fails by this network's own
+// choice (dnsResult.scope): failed, with that scope, whatever the
+// addresses encrypted DNS found did, since apps use the network's
+// resolver. It reports false when the DNS verdict has no scope or a port
+// is blocked.
+func judgeScoped(tj *targetJudgement, d *dnsResult, okPorts, blockedPorts []string) bool {
+	if d == nil || d.scope == "" || d.absent || d.verdict.Verdict != VerdictFailed || len(blockedPorts) > 0 {
+		return false
+	}
+	tv := &tj.tv
+	tv.Verdict, tv.Scope, tv.Reason = VerdictFailed, d.scope, "DNS: "+d.verdict.Evidence
+	if len(okPorts) > 0 {
+		tv.Reason += fmt.Sprintf("; its servers, found through encrypted DNS, are reachable on %s", strings.Join(okPorts, ", "))
+	}
+	return true
+}
+
+// scopedService returns the scope of a service whose failed targets all
+// fail by one choice of this network, and its words (for some of its
+// servers when some is set), or "".
+func scopedService(group string, tjs []*targetJudgement, some bool) (scope, reason string) {
+	for _, tj := range tjs {
+		if tj.absent || tj.tv.Verdict != VerdictFailed {
+			continue
+		}
+		if tj.tv.Scope == "" || scope != "" && tj.tv.Scope != scope {
+			return "", ""
+		}
+		scope = tj.tv.Scope
+	}
+	servers := "its servers"
+	if some {
+		servers = "some of its servers"
+	}
+	switch {
+	case scope == ScopeNetworkPolicy && group == measurements.GroupQUIC:
+		return scope, relayOptOutWords
+	case scope == ScopeLocalFilter:
+		return scope, "a DNS filter inside this network, its own blocklist, blocks " + servers + "; not a censor"
+	case scope != "":
+		return scope, "this network's own choice, not blocking"
+	}
+	return "", ""
+}
+
 // judgeTarget combines a target's DNS verdict and its endpoints. A DNS
 // block blocks the target whatever its addresses did (apps use the
 // network's resolver). Otherwise each port (and transport) is ok when one
@@ -78,6 +123,9 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 		}
 	}
 	method := dominant(methods)
+	if judgeScoped(tj, d, okPorts, blockedPorts) {
+		return tj
+	}
 	if d != nil && d.unresolved && !d.absent && len(blockedPorts) == 0 {
 		tj.unresolved = true
 		tv.Verdict = VerdictFailed
@@ -246,6 +294,9 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		sv.Verdict, sv.Reason = VerdictOK, fmt.Sprintf("%d of %d hosts reachable", ok, conf.Targets)
 		if left := conf.Targets - ok; left > 0 {
 			sv.Reason += fmt.Sprintf("; %d could not be judged or failed", left)
+			if scope, why := scopedService(group, tjs, true); scope != "" {
+				sv.Reason += "; " + why
+			}
 		}
 	case unr > 0 && unr >= n[VerdictInconclusive]+n[VerdictFailed]+rst:
 		sv.Verdict = VerdictUnreachable
@@ -257,6 +308,9 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		sv.Verdict, sv.Reason = VerdictFailed, fmt.Sprintf("%d of %d hosts fail, in ways that do not point at blocking (an outage?)", n[VerdictFailed], conf.Targets)
 		if unresolved == n[VerdictFailed] {
 			sv.Reason = "apps cannot look up its servers: " + resolverDownWhy
+		}
+		if scope, why := scopedService(group, tjs, false); scope != "" {
+			sv.Scope, sv.Reason = scope, why
 		}
 	default:
 		sv.Verdict, sv.Reason = VerdictInconclusive, "the measurements do not decide"

@@ -33,9 +33,18 @@ func analyze(in Input) *judgement {
 		}
 	}
 	down := resolverDown(sums)
+	// Addresses only late DNS responses gave are not what applications
+	// use: no reference, not counted.
+	lateOnly := lateOnlyAddrs(sums)
+	for name, addrs := range lateOnly {
+		for a := range addrs {
+			ss.taint(name, a)
+		}
+	}
 	flaky, unstable, why := measureFlakiness(ix, ss, sums, down)
 
-	judge := &dnsJudge{summaries: sums, verifiedAt: verifiedAddresses(ix), unstable: unstable, resolverDown: down}
+	judge := &dnsJudge{summaries: sums, verifiedAt: verifiedAddresses(ix), unstable: unstable, resolverDown: down,
+		noIPv6Route: noIPv6Route(ix), fakeShared: sharedFakeIPs(sums), localResolver: localResolver(sums)}
 	dnsResults := map[string]dnsResult{}
 	forged := map[string]map[netip.Addr]bool{}
 	for _, t := range ix.orderedTargets() {
@@ -59,7 +68,7 @@ func analyze(in Input) *judgement {
 	}
 
 	ns := assessNetwork(ix, ss, sums, down, flaky, unstable, why)
-	ej := &endpointJudge{ix: ix, ss: ss, certs: buildCertBook(ix), net: ns, dns: dnsResults, forged: forged}
+	ej := &endpointJudge{ix: ix, ss: ss, certs: buildCertBook(ix), net: ns, dns: dnsResults, forged: forged, lateOnly: lateOnly}
 	var judgedAll []*judged
 	byTarget := map[string][]*judged{}
 	for _, k := range ix.endpointIDs {
@@ -80,6 +89,10 @@ func analyze(in Input) *judgement {
 		DNS:           []DNSVerdict{},
 		Endpoints:     []EndpointVerdict{},
 		Notes:         ix.notes,
+	}
+	if proxyEverywhere(sums) {
+		rep.Network.Resolver = ScopeLocalProxy
+		rep.Notes = append(rep.Notes, "a local proxy answers every name, control names included, with fake-ip addresses (198.18.0.0/15, as Clash and sing-box do): applications connect through it, so DNS shows nothing about this network; a property of this network, not blocking.")
 	}
 	if in.Run.Status == measurements.RunInterrupted || in.Run.Status == measurements.RunFailed {
 		rep.Notes = append(rep.Notes, "the run did not finish ("+in.Run.Status+"): steps it did not reach are missing, not failed.")
@@ -152,4 +165,15 @@ func verifiedAddresses(ix *index) map[string]bool {
 		}
 	}
 	return out
+}
+
+// noIPv6Route reports whether the probe recorded an IPv6 address as
+// skipped for want of a route: this machine cannot use IPv6 answers.
+func noIPv6Route(ix *index) bool {
+	for _, e := range ix.endpoints {
+		if e.skipped == measurements.SkipNoIPv6Route {
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/reachprobe/reachprobe/measurements"
 )
@@ -94,10 +95,16 @@ type dnsSummary struct {
 	doh           []dnsQuery // encrypted control
 	resolverAddrs []netip.Addr
 	dohAddrs      []netip.Addr
+	// asn is the AS the probe recorded for each address answered, in
+	// first and late responses of every engine (0: unknown).
+	asn map[netip.Addr]uint
+	// notes are remarks an ok verdict carries: private addresses beside
+	// usable ones, a late second answer.
+	notes []string
 }
 
 func summarizeDNS(t *measurements.Target, obs []*measurements.Observation) *dnsSummary {
-	s := &dnsSummary{t: t}
+	s := &dnsSummary{t: t, asn: map[netip.Addr]uint{}}
 	for _, o := range obs {
 		q := newDNSQuery(o)
 		if q.engine == measurements.EngineDoH {
@@ -107,10 +114,24 @@ func summarizeDNS(t *measurements.Target, obs []*measurements.Observation) *dnsS
 			s.resolver = append(s.resolver, q)
 			s.resolverAddrs = append(s.resolverAddrs, q.addrs...)
 		}
+		if o.DNS != nil {
+			s.noteASNs(o.DNS.Answers)
+			for _, late := range o.DNS.Late {
+				s.noteASNs(late.Answers)
+			}
+		}
 	}
 	s.resolverAddrs = sortedAddrs(s.resolverAddrs)
 	s.dohAddrs = sortedAddrs(s.dohAddrs)
 	return s
+}
+
+func (s *dnsSummary) noteASNs(answers []measurements.DNSAnswer) {
+	for _, a := range answers {
+		if ip, err := netip.ParseAddr(a.Data); err == nil && a.ASN != 0 {
+			s.asn[ip.Unmap()] = a.ASN
+		}
+	}
 }
 
 func sortedAddrs(in []netip.Addr) []netip.Addr {
@@ -161,21 +182,42 @@ type dnsJudge struct {
 	// resolverDown: the network's resolver gives no address for any name,
 	// control names included.
 	resolverDown bool
+	// noIPv6Route: the probe's host has no IPv6 route, so an IPv6 answer
+	// is no address it can use.
+	noIPv6Route bool
+	// fakeShared holds the fake-ip range addresses the resolver gave to
+	// more than one name: a proxy's pool gives each name its own.
+	fakeShared map[netip.Addr]bool
+	// localResolver: every nameserver the plain engines asked is inside
+	// this network (private, loopback or link-local address).
+	localResolver bool
 }
 
 // consistent reports whether a resolver's answer addr is plausible for t:
-// inside t's networks, sharing an address or prefix with encrypted DNS's
-// answers, or an address where a handshake for t's name verified.
+// inside t's networks, sharing an address, a prefix or an AS with
+// encrypted DNS's answers, inside Apple's own AS for an Apple name, or an
+// address where a handshake for t's name verified.
 func (j *dnsJudge) consistent(s *dnsSummary, addr netip.Addr) bool {
-	if inNetworks(s.t, addr) || j.verifiedAt[addr.String()+"|"+s.t.ServerName] {
-		return true
-	}
-	for _, d := range s.dohAddrs {
-		if d == addr || samePrefix(d, addr) {
-			return true
+	return j.consistentWhy(s, addr) != ""
+}
+
+// consistentWhy says why addr is plausible for t, in words, or "" when
+// nothing shows it is (see consistent).
+func (j *dnsJudge) consistentWhy(s *dnsSummary, addr netip.Addr) string {
+	switch {
+	case inNetworks(s.t, addr):
+		return "inside its expected networks"
+	case j.verifiedAt[addr.String()+"|"+s.t.ServerName]:
+		return "a handshake for " + s.t.ServerName + " verified there"
+	case slices.ContainsFunc(s.dohAddrs, func(d netip.Addr) bool { return d == addr || samePrefix(d, addr) }):
+		return "next to encrypted DNS's answers"
+	case s.sameAS(addr):
+		if asn := s.asn[addr.Unmap()]; appleASNs[asn] && s.t.Group != measurements.GroupControl {
+			return fmt.Sprintf("in Apple's own network, AS%d", asn)
 		}
+		return fmt.Sprintf("in the network of encrypted DNS's answers, AS%d", s.asn[addr.Unmap()])
 	}
-	return false
+	return ""
 }
 
 // engineAnswersOthers reports whether engine gave public addresses for a
@@ -186,7 +228,7 @@ func (j *dnsJudge) engineAnswersOthers(engine string, t *measurements.Target) bo
 			continue
 		}
 		for _, q := range s.resolver {
-			if q.engine == engine && q.outcome == dnsAnswer && !slices.ContainsFunc(q.addrs, func(a netip.Addr) bool { return isBogonFor(s.t, a) }) {
+			if q.engine == engine && q.outcome == dnsAnswer && slices.ContainsFunc(q.addrs, func(a netip.Addr) bool { return resolvesFor(s.t, a) }) {
 				return true
 			}
 		}
@@ -204,6 +246,11 @@ type dnsResult struct {
 	// unresolved: the network's resolver, which apps use, gives no
 	// address for any name, this one included.
 	unresolved bool
+	// scope, when set, says the name fails by this network's own choice
+	// (Scope* values), not a censor's: its target fails whatever the
+	// addresses encrypted DNS found did, as apps use the network's
+	// resolver.
+	scope string
 }
 
 func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
@@ -212,6 +259,9 @@ func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
 		Target: t.Name, Group: t.Group, Host: t.Host,
 		ResolverAnswers: addrStrings(s.resolverAddrs), ControlAnswers: addrStrings(s.dohAddrs),
 		Queries: len(s.resolver) + len(s.doh),
+	}
+	if late := s.lateAddrs(); len(late) > 0 {
+		v.LateAnswers = addrStrings(late)
 	}
 	// Failure is the first failure of the resolver's lookups; an empty
 	// answer (many names have no AAAA record) is not one.
@@ -230,6 +280,7 @@ func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
 		v.Verdict, v.Suspected, v.Evidence = verdict, suspected, evidence
 		if verdict == VerdictOK {
 			v.Failure = ""
+			v.Evidence += strings.Join(s.notes, "")
 		}
 		res.verdict = v
 		return res
@@ -239,6 +290,9 @@ func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
 	}
 	if forged, ev := j.injection(s); ev != "" {
 		return block(MethodDNSInjection, forged, ev)
+	}
+	if r, done := j.relayOptOut(s, undecided); done {
+		return r
 	}
 	if r, done := j.bogon(s, block, undecided); done {
 		return r
@@ -264,84 +318,8 @@ func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
 	return undecided(VerdictInconclusive, "", fmt.Sprintf("the network's resolver gave no address for %s (%s)", t.Host, outcomeList(s.resolver)))
 }
 
-// injection looks for queries answered twice, differently, with one of the
-// answers not t's: the signature of an on-path injector racing the
-// resolver.
-func (j *dnsJudge) injection(s *dnsSummary) ([]netip.Addr, string) {
-	if len(s.dohAddrs) == 0 && len(s.t.Networks) == 0 {
-		return nil, "" // nothing tells which answer is the name's
-	}
-	var forged []netip.Addr
-	evidence := ""
-	for _, q := range s.resolver {
-		if q.obs.DNS == nil {
-			continue
-		}
-		for _, late := range q.obs.DNS.Late {
-			lateAddrs := answerAddrs(late.Answers)
-			lateOutcome := classifyRcode(late.Rcode, "", len(lateAddrs))
-			if lateOutcome == q.outcome && slices.Equal(sortedAddrs(lateAddrs), sortedAddrs(q.addrs)) {
-				continue // a duplicate, not a second opinion
-			}
-			var bad []netip.Addr
-			for _, a := range append(slices.Clone(q.addrs), lateAddrs...) {
-				if !j.consistent(s, a) {
-					bad = append(bad, a)
-				}
-			}
-			// A denial racing a consistent answer is forged too.
-			deniedFirst := q.outcome != dnsAnswer && q.outcome != dnsNoAnswer && len(lateAddrs) > 0 && len(bad) == 0
-			if len(bad) == 0 && !deniedFirst {
-				continue
-			}
-			forged = append(forged, bad...)
-			if evidence == "" {
-				evidence = fmt.Sprintf("one %s query for %s got two different answers (%s, then %s after %s); ",
-					q.qtype, s.t.Host, responseText(q.outcome, q.addrs), responseText(lateOutcome, lateAddrs), late.Delay)
-				if len(bad) > 0 {
-					evidence += fmt.Sprintf("%s is not %s's address (encrypted DNS: %s)", addrList(sortedAddrs(bad)), s.t.Host, addrListOr(s.dohAddrs, "no answer"))
-				} else {
-					evidence += "the first one denies a name that exists"
-				}
-			}
-		}
-	}
-	return sortedAddrs(forged), evidence
-}
-
 type blockFunc func(method string, forged []netip.Addr, evidence string) dnsResult
 type undecidedFunc func(verdict, suspected, evidence string) dnsResult
-
-// bogon judges private and reserved answers.
-func (j *dnsJudge) bogon(s *dnsSummary, block blockFunc, undecided undecidedFunc) (dnsResult, bool) {
-	var bogons []netip.Addr
-	engines := map[string]bool{}
-	for _, q := range s.resolver {
-		for _, a := range q.addrs {
-			if isBogonFor(s.t, a) {
-				bogons = append(bogons, a)
-				engines[q.engine] = true
-			}
-		}
-	}
-	if len(bogons) == 0 {
-		return dnsResult{}, false
-	}
-	bogons = sortedAddrs(bogons)
-	host := s.t.Host
-	if slices.ContainsFunc(s.dohAddrs, func(a netip.Addr) bool { return isBogonFor(s.t, a) }) {
-		return undecided(VerdictInconclusive, MethodDNSBogon, fmt.Sprintf("%s resolves to a private address (%s) through encrypted DNS as well", host, addrList(bogons))), true
-	}
-	healthy := false
-	for e := range engines {
-		healthy = healthy || j.engineAnswersOthers(e, s.t)
-	}
-	if !healthy {
-		return undecided(VerdictInconclusive, MethodDNSBogon, fmt.Sprintf("the network's resolver answered %s with %s, but it gives no public address for any name (a captive portal or a broken resolver)", host, addrList(bogons))), true
-	}
-	return block(MethodDNSBogon, bogons, fmt.Sprintf("the network's resolver answered %s with %s, a private or reserved address; encrypted DNS gave %s",
-		host, addrList(bogons), addrListOr(s.dohAddrs, "no answer"))), true
-}
 
 // denial judges NXDOMAIN, REFUSED, SERVFAIL and silence from the network's
 // resolver, engine by engine (plain UDP and TCP first: they show the
@@ -414,10 +392,18 @@ func (j *dnsJudge) inconsistency(s *dnsSummary, block blockFunc, undecided undec
 	}
 	var bad, good []netip.Addr
 	for _, a := range s.resolverAddrs {
-		if j.consistent(s, a) {
-			good = append(good, a)
-		} else {
+		if isBogonFor(s.t, a) {
+			continue // judged by bogon
+		}
+		switch why := j.consistentWhy(s, a); {
+		case why == "":
 			bad = append(bad, a)
+		case !inNetworks(s.t, a) && s.sameAS(a) && !slices.Contains(s.dohAddrs, a):
+			// Geo-DNS: another server of the same operator.
+			s.notes = append(s.notes, fmt.Sprintf("; %s is outside its expected networks and unlike encrypted DNS's answers, but %s (geo-DNS), which is not a block", a, why))
+			good = append(good, a)
+		default:
+			good = append(good, a)
 		}
 	}
 	if len(bad) == 0 {

@@ -16,8 +16,12 @@
 // that worked, as OONI's experiments do:
 //
 //   - DNS: the network's resolver against encrypted DNS (DoH), the
-//     target's expected networks, and verified handshakes at the answered
-//     addresses (dns.go);
+//     target's expected networks and AS, and verified handshakes at the
+//     answered addresses (dns.go); what honest networks do to DNS
+//     (private answers beside usable ones, a proxy's fake-ip answers, the
+//     volunteer's own blocklist, Private Relay's documented opt-out, a
+//     second answer from a second upstream) is told apart in
+//     dns_quirks.go;
 //   - TLS: the target's server name against a control name on the same
 //     address and port, the SNI swap; a port against another port of the
 //     same address; an address against the control hosts (endpoint.go);

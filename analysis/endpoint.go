@@ -39,6 +39,9 @@ type endpointJudge struct {
 	net    *netState
 	dns    map[string]dnsResult
 	forged map[string]map[netip.Addr]bool // by target
+	// lateOnly holds, by target, the addresses only late DNS responses
+	// gave (judgeLateOnly).
+	lateOnly map[string]map[netip.Addr]bool
 }
 
 func (j *endpointJudge) judge(e *endpointObs) *judged {
@@ -49,6 +52,10 @@ func (j *endpointJudge) judge(e *endpointObs) *judged {
 	}}
 	if j.forged[t.Name][e.addr] {
 		j.judgeForged(r)
+		return r
+	}
+	if j.lateOnly[t.Name][e.addr] && len(e.attempts) > 0 {
+		judgeLateOnly(r)
 		return r
 	}
 	if len(e.attempts) == 0 {

@@ -384,7 +384,7 @@ func marshal(t *testing.T, v any) []byte {
 }
 
 func TestGolden(t *testing.T) {
-	for _, sc := range scenarios() {
+	for _, sc := range append(scenarios(), dnsQuirkScenarios()...) {
 		t.Run(sc.name, func(t *testing.T) {
 			dir := filepath.Join("testdata", sc.name)
 			in := sc.world().build()

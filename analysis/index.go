@@ -297,9 +297,10 @@ func family(a netip.Addr) string {
 	return familyIPv6
 }
 
-// inNetworks reports whether a lies in one of t's expected networks.
+// inNetworks reports whether a lies in one of t's expected networks. A
+// NAT64 address (64:ff9b::/96) is judged as the IPv4 address it carries.
 func inNetworks(t *measurements.Target, a netip.Addr) bool {
-	a = a.Unmap()
+	a = measurements.UnwrapIPv4(a)
 	for _, p := range t.Networks {
 		if p.Contains(a) {
 			return true
@@ -318,7 +319,7 @@ func isBogonFor(t *measurements.Target, a netip.Addr) bool {
 // samePrefix reports whether a and b share a /24 (IPv4) or /48 (IPv6):
 // close enough to be the same operator's servers.
 func samePrefix(a, b netip.Addr) bool {
-	a, b = a.Unmap(), b.Unmap()
+	a, b = measurements.UnwrapIPv4(a), measurements.UnwrapIPv4(b)
 	if a.Is4() != b.Is4() {
 		return false
 	}

@@ -52,6 +52,21 @@ const (
 	NetworkUnknown        = "unknown"         // no observations
 )
 
+// Scopes say whose choice a verdict that is not a censor's rests on.
+const (
+	// ScopeNetworkPolicy: this network's own documented choice, such as
+	// turning iCloud Private Relay off the way Apple documents.
+	ScopeNetworkPolicy = "network_policy"
+	// ScopeLocalFilter: a DNS filter inside the volunteer's own network
+	// (a resolver at a private or loopback address answering 0.0.0.0 or
+	// ::, as Pi-hole and AdGuard Home do): their own blocklist.
+	ScopeLocalFilter = "local_filter"
+	// ScopeLocalProxy: a local proxy answers the lookups with fake
+	// addresses (fake-ip mode of Clash and sing-box) and carries the
+	// connections.
+	ScopeLocalProxy = "local_proxy"
+)
+
 // Methods: how a block was done, named after the layer it acts on.
 const (
 	MethodDNSNXDomain     = "dns.nxdomain"     // the network's resolver denies a name encrypted DNS resolves
@@ -115,6 +130,11 @@ type Network struct {
 	Status string        `json:"status"`
 	Reason string        `json:"reason"`
 	Checks NetworkChecks `json:"checks"`
+	// Resolver says what answers this machine's lookups when the analysis
+	// recognises something other than an ordinary resolver: "local_proxy"
+	// when every name, control names included, gets a local proxy's
+	// fake-ip answers (a property of this network, not a block).
+	Resolver string `json:"resolver,omitempty"`
 }
 
 // NetworkChecks are the reference paths, measured on the control hosts
@@ -164,7 +184,10 @@ type ServiceVerdict struct {
 	Verdict string `json:"verdict"`
 	// Methods are the blocking methods seen, most common first; empty
 	// unless the verdict is blocked or degraded.
-	Methods    []string        `json:"methods"`
+	Methods []string `json:"methods"`
+	// Scope, when set, says the verdict rests on a choice of this network
+	// (Scope* values), not on a censor's.
+	Scope      string          `json:"scope,omitempty"`
 	Reason     string          `json:"reason"`
 	Confidence Confidence      `json:"confidence"`
 	Evidence   []string        `json:"evidence"`
@@ -193,7 +216,10 @@ type TargetVerdict struct {
 	Host    string `json:"host"`
 	Verdict string `json:"verdict"`
 	Method  string `json:"method,omitempty"`
-	Reason  string `json:"reason"`
+	// Scope, when set, says the verdict rests on a choice of this network
+	// (Scope* values), not on a censor's.
+	Scope  string `json:"scope,omitempty"`
+	Reason string `json:"reason"`
 }
 
 // DNSVerdict judges the lookups of one target's name.
@@ -206,13 +232,18 @@ type DNSVerdict struct {
 	// Suspected names the pattern seen when it was not enough to call the
 	// name blocked.
 	Suspected string `json:"suspected,omitempty"`
-	Failure   string `json:"failure,omitempty"`
+	// Scope, when set, says who answered so, when it is not a censor
+	// (Scope* values): network_policy, local_filter, local_proxy.
+	Scope   string `json:"scope,omitempty"`
+	Failure string `json:"failure,omitempty"`
 	// ResolverAnswers are the addresses the system and plain resolvers
 	// gave (first responses); ControlAnswers encrypted DNS's; Forged the
-	// ones judged forged.
+	// ones judged forged; LateAnswers those only later responses to the
+	// same queries gave, which applications do not use.
 	ResolverAnswers []string `json:"resolver_answers"`
 	ControlAnswers  []string `json:"control_answers"`
 	Forged          []string `json:"forged,omitempty"`
+	LateAnswers     []string `json:"late_answers,omitempty"`
 	Queries         int      `json:"queries"`
 	Evidence        string   `json:"evidence"`
 }

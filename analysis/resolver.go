@@ -19,7 +19,8 @@ import (
 const resolverDownWhy = "the network's resolver gives no address for any name, control names included (an outage or a broken resolver, not blocking)"
 
 // publicAnswer reports whether q gave t's name an address that is not a
-// bogon, in its first response or a later one.
+// bogon, or a local proxy's fake-ip address (the proxy carries the
+// connection), in its first response or a later one.
 func publicAnswer(t *measurements.Target, q dnsQuery) bool {
 	addrs := slices.Clone(q.addrs)
 	if q.obs.DNS != nil {
@@ -27,7 +28,7 @@ func publicAnswer(t *measurements.Target, q dnsQuery) bool {
 			addrs = append(addrs, answerAddrs(late.Answers)...)
 		}
 	}
-	return slices.ContainsFunc(addrs, func(a netip.Addr) bool { return !isBogonFor(t, a) })
+	return slices.ContainsFunc(addrs, func(a netip.Addr) bool { return resolvesFor(t, a) })
 }
 
 // resolverAnswers reports whether the network's resolver (the system, plain

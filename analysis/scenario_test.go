@@ -320,6 +320,10 @@ func (w *world) measure(t *measurements.Target, repeat int) {
 			if o.Failure == "" || len(o.DNS.Answers) > 0 {
 				addrs = append(addrs, answerAddrs(o.DNS.Answers)...)
 			}
+			// The runner measures late responses' addresses too.
+			for _, late := range o.DNS.Late {
+				addrs = append(addrs, answerAddrs(late.Answers)...)
+			}
 		}
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)

@@ -19,10 +19,32 @@ var bogons = func() []netip.Prefix {
 	return out
 }()
 
-// IsBogon reports whether addr lies in space no public host can have.
-// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
-func IsBogon(addr netip.Addr) bool {
+// NAT64Prefix is the well-known prefix of NAT64 (RFC 6052): a DNS64
+// resolver on an IPv6-only network answers 64:ff9b::a.b.c.d for a name
+// whose only address is the IPv4 a.b.c.d, and the network's NAT64 gateway
+// carries the connection to a.b.c.d.
+var NAT64Prefix = netip.MustParsePrefix("64:ff9b::/96")
+
+// UnwrapIPv4 returns the IPv4 address addr carries when it is an
+// IPv4-mapped IPv6 address (::ffff:a.b.c.d) or a NAT64 address of the
+// well-known prefix (64:ff9b::a.b.c.d), and addr otherwise. Addresses are
+// judged (bogon, expected networks, AS) as the IPv4 address they carry: a
+// NAT64 address of 10.0.0.1 leads to a private host, one of 17.57.146.20
+// to Apple.
+func UnwrapIPv4(addr netip.Addr) netip.Addr {
 	addr = addr.Unmap()
+	if addr.Is6() && NAT64Prefix.Contains(addr.WithZone("")) {
+		b := addr.As16()
+		return netip.AddrFrom4([4]byte(b[12:]))
+	}
+	return addr
+}
+
+// IsBogon reports whether addr lies in space no public host can have.
+// IPv4-mapped and NAT64 (64:ff9b::/96) IPv6 addresses are judged as the
+// IPv4 address they carry.
+func IsBogon(addr netip.Addr) bool {
+	addr = UnwrapIPv4(addr)
 	if !addr.IsValid() {
 		return true
 	}

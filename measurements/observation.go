@@ -162,6 +162,13 @@ type DNSAnswer struct {
 	// (Unused* constants); empty when it was measured or, in a late
 	// response, never meant to be.
 	Unused string `json:"unused,omitempty"`
+	// ASN and ASOrgName are the autonomous system of an A or AAAA
+	// address, looked up in the probe's embedded database when the
+	// lookup was made (as OONI's answers carry asn and as_org_name); 0
+	// and "" when unknown, private or not looked up. They tell a
+	// server's network (Apple's AS714 and AS6185) from a stranger's.
+	ASN       uint   `json:"asn,omitempty"`
+	ASOrgName string `json:"as_org_name,omitempty"`
 }
 
 // Why an address of an answer was recorded but not measured.

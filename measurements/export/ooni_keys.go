@@ -270,9 +270,10 @@ func ooniQueryOf(o *measurements.Observation, rcode string, answers []measuremen
 			} else {
 				ans.IPv6 = a.Data
 			}
-			var asn uint
-			var org string
-			if addr, err := netip.ParseAddr(a.Data); err == nil && opts.LookupASN != nil {
+			// The AS the probe recorded when it looked the name up,
+			// else the exporter's database.
+			asn, org := a.ASN, a.ASOrgName
+			if addr, err := netip.ParseAddr(a.Data); err == nil && asn == 0 && opts.LookupASN != nil {
 				asn, org = opts.LookupASN(addr)
 			}
 			ans.ASN, ans.ASOrgName = &asn, &org

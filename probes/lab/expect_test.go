@@ -55,6 +55,17 @@ type want struct {
 	// the censor does block (the control hosts' QUIC when it drops all
 	// of QUIC): a blocked verdict there is true.
 	alsoBlocked []string
+	// reasons gives, for some services, words their reason must contain.
+	reasons map[string]string
+	// dns gives, for some targets, what their DNS verdict must say.
+	dns map[string]dnsWant
+}
+
+// dnsWant is what a target's DNS verdict must say: its verdict and scope
+// ("" for none), a late answer it must record and words its evidence
+// must contain ("" for none).
+type dnsWant struct {
+	verdict, scope, late, words string
 }
 
 type serviceWant struct {
@@ -117,6 +128,24 @@ func (w want) check(rep *report) []string {
 	for a := range w.apps {
 		if !seen[a] {
 			problems = append(problems, fmt.Sprintf("app %s missing from the report", a))
+		}
+	}
+
+	for _, sv := range rep.Services {
+		if words, ok := w.reasons[sv.Service]; ok && !strings.Contains(sv.Reason, words) {
+			problems = append(problems, fmt.Sprintf("service %s: reason %q, want it to say %q", sv.Service, sv.Reason, words))
+		}
+	}
+	for target, dw := range w.dns {
+		i := slices.IndexFunc(rep.DNS, func(d dnsReport) bool { return d.Target == target })
+		if i < 0 {
+			problems = append(problems, fmt.Sprintf("DNS of %s missing from the report", target))
+			continue
+		}
+		d := rep.DNS[i]
+		if d.Verdict != dw.verdict || d.Scope != dw.scope || dw.late != "" && !slices.Contains(d.LateAnswers, dw.late) || !strings.Contains(d.Evidence, dw.words) {
+			problems = append(problems, fmt.Sprintf("DNS of %s: %s, scope %q, late answers %v (%s); want %s, scope %q, late answer %q, words %q",
+				target, d.Verdict, d.Scope, d.LateAnswers, d.Evidence, dw.verdict, dw.scope, dw.late, dw.words))
 		}
 	}
 

@@ -171,13 +171,7 @@ type report struct {
 		Methods []string `json:"methods"`
 		Reason  string   `json:"reason"`
 	} `json:"services"`
-	DNS []struct {
-		Target  string `json:"target"`
-		Group   string `json:"group"`
-		Host    string `json:"host"`
-		Verdict string `json:"verdict"`
-		Method  string `json:"method"`
-	} `json:"dns"`
+	DNS       []dnsReport `json:"dns"`
 	Endpoints []struct {
 		Target    string `json:"target"`
 		Group     string `json:"group"`
@@ -191,6 +185,18 @@ type report struct {
 		Operation string `json:"operation"`
 		Skipped   string `json:"skipped"`
 	} `json:"endpoints"`
+}
+
+// dnsReport is one name's DNS verdict.
+type dnsReport struct {
+	Target      string   `json:"target"`
+	Group       string   `json:"group"`
+	Host        string   `json:"host"`
+	Verdict     string   `json:"verdict"`
+	Method      string   `json:"method"`
+	Scope       string   `json:"scope"`
+	LateAnswers []string `json:"late_answers"`
+	Evidence    string   `json:"evidence"`
 }
 
 // analyze runs "reachprobe analyze --format json" on the run's database

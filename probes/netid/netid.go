@@ -53,7 +53,8 @@ var database = sync.OnceValues(func() (*maxminddb.Reader, error) {
 // address it does not list, a private or reserved one (measurements.IsBogon),
 // or an invalid one.
 func Lookup(addr netip.Addr) (asn uint, name, cc string) {
-	addr = addr.Unmap().WithZone("")
+	// A NAT64 address (64:ff9b::/96) leads to the IPv4 address it carries.
+	addr = measurements.UnwrapIPv4(addr.WithZone(""))
 	if !addr.IsValid() || measurements.IsBogon(addr) {
 		return 0, "", measurements.UnknownCountry
 	}
@@ -73,6 +74,36 @@ func Lookup(addr netip.Addr) (asn uint, name, cc string) {
 		return 0, "", cc
 	}
 	return rec.AutonomousSystemNumber, rec.AutonomousSystemOrganization, cc
+}
+
+// AnnotateAnswers sets the AS number and organisation of every A and AAAA
+// answer of the DNS observations among obs, first and late responses, from
+// the embedded database (Lookup): what the analysis needs to tell an answer
+// in the server's own network (Apple's AS714 and AS6185, a CDN's) from a
+// stranger's, as OONI's answers carry asn and as_org_name. It adds no
+// address to what is stored, and private or reserved answers (a device of
+// the volunteer's network) are not looked up: they stay 0 and "".
+func AnnotateAnswers(obs []*measurements.Observation) {
+	annotate := func(answers []measurements.DNSAnswer) {
+		for i := range answers {
+			a := &answers[i]
+			if a.Type != "A" && a.Type != "AAAA" {
+				continue
+			}
+			if addr, err := netip.ParseAddr(a.Data); err == nil {
+				a.ASN, a.ASOrgName, _ = Lookup(addr)
+			}
+		}
+	}
+	for _, o := range obs {
+		if o == nil || o.DNS == nil {
+			continue
+		}
+		annotate(o.DNS.Answers)
+		for i := range o.DNS.Late {
+			annotate(o.DNS.Late[i].Answers)
+		}
+	}
 }
 
 // Discover returns the networks of the probe and of resolver. It asks the

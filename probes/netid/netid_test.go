@@ -2,6 +2,7 @@ package netid
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -27,6 +28,9 @@ func TestLookup(t *testing.T) {
 		{"100.64.0.1", 0, "", "ZZ"},
 		{"fe80::1", 0, "", "ZZ"},
 		{"203.0.113.77", 0, "", "ZZ"},
+		// NAT64 (64:ff9b::/96): the IPv4 address carried.
+		{"64:ff9b::808:808", 15169, "Google LLC", "US"},
+		{"64:ff9b::c0a8:10a", 0, "", "ZZ"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
@@ -110,4 +114,32 @@ func TestDiscover(t *testing.T) {
 func portOf(ap netip.AddrPort) string {
 	_, port, _ := net.SplitHostPort(ap.String())
 	return port
+}
+
+func TestAnnotateAnswers(t *testing.T) {
+	answers := func(data ...string) []measurements.DNSAnswer {
+		var out []measurements.DNSAnswer
+		for _, d := range data {
+			typ := "A"
+			if a, err := netip.ParseAddr(d); err != nil {
+				typ = "CNAME"
+			} else if a.Is6() {
+				typ = "AAAA"
+			}
+			out = append(out, measurements.DNSAnswer{Name: "example.", Type: typ, Data: d})
+		}
+		return out
+	}
+	o := &measurements.Observation{Step: measurements.StepDNS, DNS: &measurements.DNSDetails{
+		Answers: answers("dns.google.", "8.8.8.8", "192.168.1.10"),
+		Late:    []measurements.DNSResponse{{Rcode: "NOERROR", Answers: answers("2001:4860:4860::8888")}},
+	}}
+	AnnotateAnswers([]*measurements.Observation{o, {Step: measurements.StepTCP}, nil})
+	got := []uint{o.DNS.Answers[0].ASN, o.DNS.Answers[1].ASN, o.DNS.Answers[2].ASN, o.DNS.Late[0].Answers[0].ASN}
+	if want := []uint{0, 15169, 0, 15169}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ASNs = %v, want %v (CNAME, public, private, late)", got, want)
+	}
+	if o.DNS.Answers[1].ASOrgName != "Google LLC" || o.DNS.Answers[2].ASOrgName != "" {
+		t.Errorf("AS names = %q, %q; want Google LLC and nothing for a private address", o.DNS.Answers[1].ASOrgName, o.DNS.Answers[2].ASOrgName)
+	}
 }

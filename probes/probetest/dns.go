@@ -23,7 +23,7 @@ type DNSBehavior int
 
 // Behaviours of a zone entry. Over TCP and DoH, where an on-path injector
 // cannot race the server and a TC bit has no meaning, DNSTruncate,
-// DNSForgeFirst and DNSWrongID give the genuine answer.
+// DNSForgeFirst, DNSWrongID and DNSSecondLate give the genuine answer.
 const (
 	// DNSAnswer answers with the entry's records, or an empty NOERROR
 	// (NODATA) when it has none of the type asked.
@@ -47,6 +47,11 @@ const (
 	// before and after the genuine one (with the Forged addresses when
 	// there are some); a client must ignore both.
 	DNSWrongID
+	// DNSSecondLate, over UDP, sends the genuine response first and a
+	// second one with the Forged addresses ForgeDelay later, as a router
+	// forwarding each query to two resolvers and relaying both answers
+	// does (or an injector that lost the race).
+	DNSSecondLate
 	dnsBehaviorEnd // keep last: Validate rejects values from here on
 )
 
@@ -81,8 +86,9 @@ type ZoneEntry struct {
 	// answers normally.
 	Behavior DNSBehavior
 	// Forged are the addresses of the forged response of DNSForgeFirst
-	// and DNSWrongID; the forged response answers the query name directly
-	// with those of the family asked (none: an empty NOERROR).
+	// and DNSWrongID, and of DNSSecondLate's second response; the forged
+	// response answers the query name directly with those of the family
+	// asked (none: an empty NOERROR).
 	Forged []netip.Addr
 	// ForgeDelay separates the forged and genuine responses of
 	// DNSForgeFirst; 0 means DefaultForgeDelay.
@@ -305,6 +311,15 @@ func (r *zoneResponder) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		select {
 		case <-t.C:
 			_ = w.WriteMsg(resp)
+		case <-r.done:
+		}
+	case DNSSecondLate:
+		_ = w.WriteMsg(resp)
+		t := time.NewTimer(cmp.Or(entry.ForgeDelay, DefaultForgeDelay))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			_ = w.WriteMsg(forged(req, entry))
 		case <-r.done:
 		}
 	case DNSWrongID:

@@ -39,6 +39,10 @@ func testZone() Zone {
 			Addrs:    []netip.Addr{netip.MustParseAddr("17.0.0.7")},
 			Behavior: DNSForgeFirst, Forged: []netip.Addr{netip.MustParseAddr("203.0.113.7")},
 		},
+		"second.test": {
+			Addrs:    []netip.Addr{netip.MustParseAddr("17.0.0.10")},
+			Behavior: DNSSecondLate, Forged: []netip.Addr{netip.MustParseAddr("203.0.113.10")},
+		},
 		"wrongid.test": {
 			Addrs:    []netip.Addr{netip.MustParseAddr("17.0.0.8")},
 			Behavior: DNSWrongID, Forged: []netip.Addr{netip.MustParseAddr("203.0.113.8")},
@@ -172,6 +176,10 @@ func TestDNSServerUDPSequences(t *testing.T) {
 			"ID-wrong NOERROR | wrongid.test. 300 IN A 203.0.113.8",
 			"ID-ok NOERROR | wrongid.test. 300 IN A 17.0.0.8",
 			"ID-wrong NOERROR | wrongid.test. 300 IN A 203.0.113.8",
+		}},
+		{"second late", "second.test", []string{
+			"ID-ok NOERROR | second.test. 300 IN A 17.0.0.10",
+			"ID-ok NOERROR | second.test. 300 IN A 203.0.113.10",
 		}},
 		{"silent", "silent.test", nil},
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/dnsprobe"
 	"github.com/reachprobe/reachprobe/probes/failure"
+	"github.com/reachprobe/reachprobe/probes/netid"
 	"github.com/reachprobe/reachprobe/probes/quicprobe"
 	"github.com/reachprobe/reachprobe/probes/stunprobe"
 	"github.com/reachprobe/reachprobe/probes/tlsprobe"
@@ -232,13 +233,16 @@ func (s *state) measureTarget(ctx context.Context, t *measurements.Target, repea
 	}
 	dnsObs := s.resolver().LookupAll(ctx, t.Host, s.r.DoHURLs)
 	s.release()
+	netid.AnnotateAnswers(dnsObs)
 	// Chosen before recording: it marks the answers left unmeasured.
 	addrs := dnsprobe.Addresses(dnsObs)
 	for _, o := range dnsObs {
 		s.record(ctx, t, repeat, o)
 	}
 	var wg sync.WaitGroup
-	for _, addr := range addrs {
+	// Addresses of late responses too: a verified handshake there shows a
+	// second answer is the name's (analysis tells them apart).
+	for _, addr := range append(addrs, dnsprobe.LateAddresses(dnsObs)...) {
 		if skip := s.skipReason(t, addr); skip != "" {
 			for _, port := range t.Ports {
 				s.recordSkipped(ctx, t, repeat, addr, port, skip)
@@ -312,7 +316,8 @@ func (s *state) measureEndpointAs(ctx context.Context, t *measurements.Target, r
 // skipReason says why addr is not measured, or "".
 func (s *state) skipReason(t *measurements.Target, addr netip.Addr) string {
 	for _, p := range t.Networks {
-		if p.Contains(addr) {
+		// A NAT64 address is judged as the IPv4 address it carries.
+		if p.Contains(measurements.UnwrapIPv4(addr)) {
 			return s.routeSkip(addr)
 		}
 	}

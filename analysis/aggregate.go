@@ -170,7 +170,7 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 	case len(restrictedPorts) > 0 && len(unreachablePorts) == 0:
 		// No port works and none is blocked: the ports this network is
 		// seen to close for everyone decide, the rest being undecided.
-		tv.Verdict = VerdictRestricted
+		tv.Verdict, tv.Scope = VerdictRestricted, ScopeNetworkPolicy
 		tv.Reason = fmt.Sprintf("%s closed by this network for every destination: its policy, not a block aimed at Apple", strings.Join(restrictedPorts, ", "))
 		if rest := append(slices.Clone(otherPorts), failedPorts...); len(rest) > 0 {
 			tv.Reason += "; undecided on " + strings.Join(rest, ", ")
@@ -302,7 +302,7 @@ func judgeService(group string, tjs []*targetJudgement, ns *netState, repeats in
 		sv.Verdict = VerdictUnreachable
 		sv.Reason = fmt.Sprintf("%s: %d of %d hosts could not be reached in any pass while control hosts answered; a block or an outage between this network and Apple, and nothing measured tells which", unreachableWhat[group], unr, conf.Targets)
 	case rst > 0 && unr == 0:
-		sv.Verdict = VerdictRestricted
+		sv.Verdict, sv.Scope = VerdictRestricted, ScopeNetworkPolicy
 		sv.Reason = restrictedReason(group, tjs)
 	case n[VerdictFailed] > 0 && n[VerdictFailed] >= n[VerdictInconclusive]+blk:
 		sv.Verdict, sv.Reason = VerdictFailed, fmt.Sprintf("%d of %d hosts fail, in ways that do not point at blocking (an outage?)", n[VerdictFailed], conf.Targets)
@@ -399,7 +399,7 @@ func judgeApps(services []ServiceVerdict) []AppVerdict {
 		case unreachable != nil:
 			av.Verdict, av.Reason = AppUnreachable, unreachable.Reason
 		case restricted != nil:
-			av.Verdict, av.Reason = AppRestricted, restricted.Reason
+			av.Verdict, av.Reason, av.Scope = AppRestricted, restricted.Reason, restricted.Scope
 		case down != nil:
 			av.Verdict, av.Reason = AppDown, fmt.Sprintf("%s fails, but not because of blocking: %s", down.Title, down.Reason)
 		case undecided != nil:

@@ -240,7 +240,7 @@ func (j *endpointJudge) udpPortScope(r *judged, what string) bool {
 	if other == nil {
 		return false // no UDP gets through at all: said elsewhere
 	}
-	r.v.Verdict = VerdictRestricted
+	r.v.Verdict, r.v.Scope = VerdictRestricted, ScopeNetworkPolicy
 	r.v.Control = fmt.Sprintf("STUN server %s, not Apple's and known to answer, was silent on the same port %d in %d of %d tries, while UDP to %s (port %d) got through", ctl.target.Host, r.v.Port, ctl.attempts-ctl.successes, ctl.attempts, other.target.Host, other.port)
 	r.v.Evidence = what + "; " + r.v.Control + ": this network closes UDP port " + fmt.Sprint(r.v.Port) + " for every destination (its policy, not a block aimed at Apple)"
 	return true

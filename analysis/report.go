@@ -173,6 +173,9 @@ type AppVerdict struct {
 	Title   string `json:"title"`
 	Verdict string `json:"verdict"`
 	Reason  string `json:"reason"`
+	// Scope, when set, says the verdict rests on a choice of this network
+	// (Scope* values), not on a censor's.
+	Scope string `json:"scope,omitempty"`
 	// Needs lists the services the app depends on.
 	Needs []string `json:"needs"`
 }
@@ -271,6 +274,9 @@ type EndpointVerdict struct {
 	Skipped   string `json:"skipped,omitempty"`
 	// Control says what the control path showed.
 	Control string `json:"control,omitempty"`
+	// Scope, when set, says the verdict rests on a choice of this network
+	// (Scope* values), not on a censor's: network_policy for restricted.
+	Scope string `json:"scope,omitempty"`
 	// Attempts and Successes count tries of the target path.
 	Attempts  int `json:"attempts"`
 	Successes int `json:"successes"`

@@ -139,6 +139,18 @@ func judgeTarget(t *measurements.Target, d *dnsResult, eps []*judged) *targetJud
 	if d != nil && d.verdict.Verdict != VerdictOK {
 		dnsNote = "; DNS " + d.verdict.Verdict + ": " + d.verdict.Evidence
 	}
+	if d != nil && d.verdict.Verdict != VerdictOK && len(d.verdict.ResolverAnswers) == 0 && len(okPorts) > 0 && len(blockedPorts) == 0 {
+		// The servers work, but only at addresses encrypted DNS found:
+		// apps use the network's resolver, which gave none, so the name
+		// does not work for them whatever the servers do.
+		tv.Verdict = VerdictInconclusive
+		if d.verdict.Verdict == VerdictFailed {
+			tv.Verdict = VerdictFailed
+		}
+		tv.Reason = fmt.Sprintf("apps cannot look up %s through this network's resolver (DNS %s: %s); its servers, found through encrypted DNS only, are reachable on %s, which apps do not use",
+			t.Host, d.verdict.Verdict, d.verdict.Evidence, strings.Join(okPorts, ", "))
+		return tj
+	}
 	switch {
 	case len(ports) == 0:
 		tv.Verdict, tv.Reason = VerdictInconclusive, "no address was measured"

@@ -272,6 +272,13 @@ func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
 	}
 	res := dnsResult{}
 	block := func(method string, forged []netip.Addr, evidence string) dnsResult {
+		if !spansRepeats(s.resolver) {
+			// A moment's answer is not a block: the run's confirmation
+			// pass looks the name up again after a pause.
+			v.Verdict, v.Suspected = VerdictInconclusive, method
+			v.Evidence = evidence + "; not called blocked: seen in one pass only, and a block must still hold when the name is looked up again after a pause"
+			return dnsResult{verdict: v}
+		}
 		v.Verdict, v.Method, v.Evidence = VerdictBlocked, method, evidence
 		v.Forged = addrStrings(forged)
 		return dnsResult{verdict: v, forged: forged}

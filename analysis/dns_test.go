@@ -224,7 +224,7 @@ func TestDNSRules(t *testing.T) {
 					l.rcode("SERVFAIL", failDNSServfail)
 				}
 			}},
-			target: "gsa", verdict: VerdictInconclusive, service: "identity", want: VerdictOK,
+			target: "gsa", verdict: VerdictInconclusive, service: "identity", want: VerdictInconclusive,
 		},
 		{
 			name: "SERVFAIL in every try of every query is blocking",

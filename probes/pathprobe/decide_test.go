@@ -1,0 +1,110 @@
+package pathprobe
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// Addresses of a made-up path: routers r1..r5, then the destination.
+var (
+	dst = netip.MustParseAddr("17.0.0.10")
+	rej = netip.MustParseAddr("10.9.9.9")
+)
+
+func router(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("10.0.%d.1", i)) }
+
+// slots builds records from a compact path description: for each TTL
+// from 1, a string of replies, one letter per probe: t (time exceeded
+// from router TTL), d (destination), r (reset), u (unreachable from rej),
+// '.' silence.
+func slots(role string, perTTL ...string) []Hop {
+	var hops []Hop
+	for i, s := range perTTL {
+		ttl := i + 1
+		for _, c := range s {
+			h := Hop{TTL: ttl, Role: role, Reply: ReplyNone}
+			switch c {
+			case 't':
+				h.Reply, h.From = ReplyTimeExceeded, router(ttl)
+			case 'T': // time exceeded from the rejecting router's address
+				h.Reply, h.From = ReplyTimeExceeded, rej
+			case 'd':
+				h.Reply, h.From = ReplyDestination, dst
+			case 'r':
+				h.Reply = ReplyReset
+			case 'u':
+				h.Reply, h.From, h.ICMPType, h.ICMPCode = ReplyUnreachable, rej, 3, 13
+			}
+			hops = append(hops, h)
+		}
+	}
+	return hops
+}
+
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		name          string
+		test, control []string
+		wantKnown     bool
+		wantHop       int
+		wantReason    string // a substring of Reason
+	}{
+		{"drop after hop 2, control passes two more routers",
+			[]string{"tt", "tt", "..", "..", ".."}, []string{"tt", "tt", "tt", "tt", "dd"}, true, 2, "passes hop 2"},
+		{"drop after hop 2, rate-limited slots at hops 1 and 2",
+			[]string{".t", "t.", "..", ".."}, []string{"t.", ".t", "tt", "dd"}, true, 2, ""},
+		{"one control reply at the next hop and one beyond",
+			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "t.", ".t", "d"}, true, 2, ""},
+		{"drop before the first router",
+			[]string{"..", "..", ".."}, []string{"tt", "tt", "dd"}, true, 0, ""},
+		{"single silent slot never counts",
+			[]string{"tt", "tt", "."}, []string{"tt", "tt", "tt", "dd"}, false, 0, "one silent slot"},
+		{"stop at the destination's hop: it may ignore the test flow",
+			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "dd", "dd"}, false, 0, "may ignore"},
+		{"router past the stop sends no ICMP to either flow",
+			[]string{"tt", "tt", "..", "..", ".."}, []string{"tt", "tt", "..", "tt", "dd"}, false, 0, "no ICMP"},
+		{"control seen only once past the stop",
+			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "t.", "..", "dd"}, false, 0, "only 1 time"},
+		{"routers that send no ICMP at all",
+			[]string{"..", "..", ".."}, []string{"..", "..", ".."}, false, 0, "no ICMP"},
+		{"test flow reaches the destination",
+			[]string{"tt", "tt", "dd"}, []string{"tt", "tt", "dd"}, false, 0, "reached the destination"},
+		{"test silent at the true stop's hop in both rounds (rate limit): ends past it",
+			[]string{"tt", "..", "tt", "..", ".."}, []string{"tt", "tt", "tt", "tt", "tt", "dd"}, true, 3, ""},
+		{"test flow drew a reset",
+			[]string{"tt", "r"}, []string{"tt", "tt", "dd"}, false, 0, "reset"},
+		{"router rejects: its hop is where its address expired the TTL",
+			[]string{"tt", "TT", "uu", "uu"}, []string{"tt", "TT", "tt", "dd"}, true, 2, "unreachable"},
+		{"reject from an address never seen as a hop",
+			[]string{"tt", "tt", "uu"}, []string{"tt", "tt", "tt", "dd"}, false, 0, "hop number is unknown"},
+		{"control flow stops too (outage or a block of both)",
+			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "..", ".."}, false, 0, "no ICMP"},
+		{"no destination reached by the control, but routers past the stop answer it",
+			[]string{"tt", "..", "..", ".."}, []string{"tt", "tt", "tt", ".."}, true, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hops := append(slots(RoleTest, tt.test...), slots(RoleControl, tt.control...)...)
+			got := Decide(hops)
+			if got.Known != tt.wantKnown || got.Hop != tt.wantHop {
+				t.Fatalf("Decide = %+v, want known %v at hop %d", got, tt.wantKnown, tt.wantHop)
+			}
+			if !strings.Contains(got.Reason, tt.wantReason) {
+				t.Errorf("reason %q lacks %q", got.Reason, tt.wantReason)
+			}
+			if got.Known && got.Hop > 0 && !got.Addr.IsValid() {
+				t.Errorf("known stop at hop %d without its address", got.Hop)
+			}
+			// Order of the records must not matter.
+			rev := make([]Hop, len(hops))
+			for i, h := range hops {
+				rev[len(hops)-1-i] = h
+			}
+			if again := Decide(rev); again != got {
+				t.Errorf("Decide(reversed) = %+v, want %+v", again, got)
+			}
+		})
+	}
+}

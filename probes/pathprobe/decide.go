@@ -41,6 +41,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/reachprobe/reachprobe/probes/errqueue"
 )
 
 // Reply says what one TTL-limited probe drew.
@@ -206,3 +208,7 @@ func Decide(hops []Hop) Stop {
 	}
 	return s
 }
+
+// errUnsupported reports a system whose ordinary sockets cannot read
+// their ICMP errors.
+var errUnsupported = errqueue.ErrUnsupported

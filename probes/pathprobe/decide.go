@@ -114,7 +114,7 @@ type Stop struct {
 	// (a REJECT) rather than silence.
 	Rejected bool `json:"rejected,omitempty"`
 	// DestinationHop is the TTL at which the control reached the
-	// destination, 0 when it did not.
+	// destination (or drew a reset), 0 when it did not.
 	DestinationHop int    `json:"destination_hop,omitempty"`
 	Reason         string `json:"reason"`
 }
@@ -130,7 +130,11 @@ type Stop struct {
 func Decide(hops []Hop) Stop {
 	dest := 0
 	for _, h := range hops {
-		if h.Role == RoleControl && h.Reply == ReplyDestination && (dest == 0 || h.TTL < dest) {
+		// A reset to the control's SYN is taken for the destination's,
+		// which can only bring the destination's hop nearer: the
+		// cautious reading.
+		arrived := h.Reply == ReplyDestination || h.Reply == ReplyReset
+		if h.Role == RoleControl && arrived && (dest == 0 || h.TTL < dest) {
 			dest = h.TTL
 		}
 	}

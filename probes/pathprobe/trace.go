@@ -187,7 +187,7 @@ func (t *tracer) run(ctx context.Context) error {
 			return err
 		}
 		last = ttl
-		if control.Reply == ReplyDestination || test.Reply == ReplyDestination {
+		if arrived(control) || arrived(test) {
 			break
 		}
 		if test.Reply == ReplyNone && control.Reply == ReplyNone {
@@ -218,6 +218,10 @@ func (t *tracer) run(ctx context.Context) error {
 	_, _, err := t.pair(ctx, stop.Hop+1)
 	return err
 }
+
+// arrived reports a probe that got to the destination, or drew a reset
+// that may be the destination's: farther TTLs would draw the same.
+func arrived(h Hop) bool { return h.Reply == ReplyDestination || h.Reply == ReplyReset }
 
 // lastTestHop is the highest TTL at which a router answered the test.
 func (t *tracer) lastTestHop() int {

@@ -1,0 +1,165 @@
+//go:build lab
+
+package pathprobe
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// udpTCPTraces is the first comparison: UDP on a call port to the
+// target vs a SYN to 443 on the same address, and vs the same UDP port
+// toward a control address.
+func (l *pathLab) udpTCPTraces() labRequest {
+	var req labRequest
+	test := labFlow{Network: "udp", Dst: fmt.Sprintf("%s:3478", l.target())}
+	req.Traces = append(req.Traces,
+		struct{ Test, Control labFlow }{test, labFlow{Network: "tcp", Dst: fmt.Sprintf("%s:443", l.target())}},
+		struct{ Test, Control labFlow }{test, labFlow{Network: "udp", Dst: fmt.Sprintf("%s:3478", l.controlAddr())}},
+	)
+	return req
+}
+
+func logTraces(t *testing.T, res labResult) {
+	t.Helper()
+	for i, tr := range res.Traces {
+		var b strings.Builder
+		for _, h := range tr.Hops {
+			fmt.Fprintf(&b, " %d%s:%s", h.TTL, h.Role[:1], h.Reply)
+		}
+		t.Logf("trace %d: %d probes in %v; stop %+v;%s", i, tr.Probes, tr.Duration, tr.Stop, b.String())
+	}
+	t.Logf("budget: %d probes sent", res.Sent)
+}
+
+// TestLabUDPDrop: router 2 of 3 drops UDP to the target. Both controls
+// pass it, and router 3 answers them: the stop is hop 2, router 2.
+func TestLabUDPDrop(t *testing.T) {
+	l := newPathLab(t, 3, false)
+	l.iptables(l.router(2), "-A", "FORWARD", "-p", "udp", "-d", l.target().String(), "-j", "DROP")
+	res := l.runClient(l.udpTCPTraces())
+	logTraces(t, res)
+	for i, tr := range res.Traces {
+		if tr.Skipped != "" || tr.Failure != "" {
+			t.Fatalf("trace %d skipped %q, failed %q", i, tr.Skipped, tr.Failure)
+		}
+		if !tr.Stop.Known || tr.Stop.Hop != 2 || tr.Stop.Addr != l.routerAddr(2) {
+			t.Errorf("trace %d: stop %+v, want hop 2 at %v", i, tr.Stop, l.routerAddr(2))
+		}
+		if tr.Stop.DestinationHop != 4 {
+			t.Errorf("trace %d: destination hop %d, want 4", i, tr.Stop.DestinationHop)
+		}
+	}
+}
+
+// TestLabTCPDrop: router 2 drops SYNs to port 8443; a SYN to 443 passes.
+func TestLabTCPDrop(t *testing.T) {
+	l := newPathLab(t, 3, false)
+	l.startServer()
+	l.iptables(l.router(2), "-A", "FORWARD", "-p", "tcp", "--dport", "8443", "-j", "DROP")
+	var req labRequest
+	req.Traces = append(req.Traces, struct{ Test, Control labFlow }{
+		labFlow{Network: "tcp", Dst: fmt.Sprintf("%s:8443", l.target())},
+		labFlow{Network: "tcp", Dst: fmt.Sprintf("%s:443", l.target())},
+	})
+	res := l.runClient(req)
+	logTraces(t, res)
+	if tr := res.Traces[0]; !tr.Stop.Known || tr.Stop.Hop != 2 || tr.Stop.Addr != l.routerAddr(2) {
+		t.Errorf("stop %+v, want hop 2 at %v", tr.Stop, l.routerAddr(2))
+	}
+}
+
+// TestLabDropAtLastRouter: with the server right behind router 2, a drop
+// there cannot be told from a server that ignores the datagrams: the place
+// is unknown, and said so.
+func TestLabDropAtLastRouter(t *testing.T) {
+	l := newPathLab(t, 2, false)
+	l.iptables(l.router(2), "-A", "FORWARD", "-p", "udp", "-d", l.target().String(), "-j", "DROP")
+	res := l.runClient(l.udpTCPTraces())
+	logTraces(t, res)
+	for i, tr := range res.Traces {
+		if tr.Stop.Known || !strings.Contains(tr.Stop.Reason, "may ignore") {
+			t.Errorf("trace %d: stop %+v, want unknown: the destination may ignore the flow", i, tr.Stop)
+		}
+	}
+}
+
+// TestLabNoICMP: routers that send no ICMP leave the place unknown, never
+// a wrong hop: router 3 (past the drop) in one case, router 2 (the
+// dropping one) in the other.
+func TestLabNoICMP(t *testing.T) {
+	for _, silent := range []int{2, 3} {
+		t.Run(fmt.Sprintf("router %d silent", silent), func(t *testing.T) {
+			l := newPathLab(t, 3, false)
+			l.iptables(l.router(2), "-A", "FORWARD", "-p", "udp", "-d", l.target().String(), "-j", "DROP")
+			l.iptables(l.router(silent), "-A", "OUTPUT", "-p", "icmp", "-j", "DROP")
+			res := l.runClient(l.udpTCPTraces())
+			logTraces(t, res)
+			for i, tr := range res.Traces {
+				if tr.Stop.Known {
+					t.Errorf("trace %d: stop %+v, want unknown", i, tr.Stop)
+				}
+			}
+		})
+	}
+}
+
+// TestLabDefaultRateLimits: with the kernel's default ICMP rate limits in
+// every router, a trace paced by the default budget finds hop 2; traces
+// run at once with pacing far tighter than the default, which exhaust
+// the routers' allowance, find hop 2 or nothing, never a wrong hop.
+func TestLabDefaultRateLimits(t *testing.T) {
+	l := newPathLab(t, 3, true)
+	l.iptables(l.router(2), "-A", "FORWARD", "-p", "udp", "-d", l.target().String(), "-j", "DROP")
+	t.Run("default pacing", func(t *testing.T) {
+		req := l.udpTCPTraces()
+		req.Traces = req.Traces[:1]
+		res := l.runClient(req)
+		logTraces(t, res)
+		if tr := res.Traces[0]; !tr.Stop.Known || tr.Stop.Hop != 2 {
+			t.Errorf("stop %+v, want hop 2", tr.Stop)
+		}
+	})
+	t.Run("tight pacing, concurrent traces", func(t *testing.T) {
+		req := l.udpTCPTraces()
+		req.Traces = append(req.Traces, req.Traces...)
+		req.Traces = append(req.Traces, req.Traces...) // 8 traces, 3 at a time
+		req.IntervalMS = 5
+		res := l.runClient(req)
+		logTraces(t, res)
+		known := 0
+		for i, tr := range res.Traces {
+			if tr.Stop.Known && tr.Stop.Hop != 2 {
+				t.Errorf("trace %d: stop at hop %d, want hop 2 or unknown: %+v", i, tr.Stop.Hop, tr.Stop)
+			}
+			if tr.Stop.Known {
+				known++
+			}
+		}
+		t.Logf("%d of %d traces placed the stop", known, len(res.Traces))
+	})
+}
+
+// TestLabSNIReset: router 2 resets TCP connections whose ClientHello
+// names a server (the censor's iptables rule of REFERENCE §4). The
+// ClientHello's TTL technique places the injector at hop 2, in the
+// issue's topology (the server right behind router 2).
+func TestLabSNIReset(t *testing.T) {
+	l := newPathLab(t, 2, false)
+	l.startServer()
+	const name = "courier.push.apple.com"
+	l.iptables(l.router(2), "-A", "FORWARD", "-p", "tcp", "-m", "string", "--algo", "bm", "--string", name,
+		"-j", "REJECT", "--reject-with", "tcp-reset")
+	req := labRequest{Reset: &struct {
+		Dst                  string
+		ServerName, Control  string
+		MaxTTL, ReadTimeoutM int
+	}{Dst: fmt.Sprintf("%s:443", l.target()), ServerName: name, Control: "control.example.org", MaxTTL: 6}}
+	res := l.runClient(req)
+	rt := res.Reset
+	t.Logf("reset trace in %v: %+v", rt.Duration, rt)
+	if !rt.Known || rt.Hop != 2 || rt.ResetTTL != 3 {
+		t.Errorf("reset trace %+v, want the injector at hop 2 (reset from TTL 3)", rt)
+	}
+}

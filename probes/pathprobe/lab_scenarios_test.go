@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/reachprobe/reachprobe/probes/arrival"
 )
 
 // udpTCPTraces is the first comparison: UDP on a call port to the
@@ -161,5 +163,39 @@ func TestLabSNIReset(t *testing.T) {
 	t.Logf("reset trace in %v: %+v", rt.Duration, rt)
 	if !rt.Known || rt.Hop != 2 || rt.ResetTTL != 3 {
 		t.Errorf("reset trace %+v, want the injector at hop 2 (reset from TTL 3)", rt)
+	}
+}
+
+// TestLabReject: router 2 rejects UDP to the target with ICMP port
+// unreachable, as a firewall's REJECT does. The trace places the reject
+// at hop 2 from the address that sent it; the arrival probe sees the same
+// errno as from a closed port but from another host, so no kind counts as
+// arrival, while every kind sent to the control address (a closed port
+// on the server) arrives.
+func TestLabReject(t *testing.T) {
+	l := newPathLab(t, 3, false)
+	l.iptables(l.router(2), "-A", "FORWARD", "-p", "udp", "-d", l.target().String(),
+		"-j", "REJECT", "--reject-with", "icmp-port-unreachable")
+	req := l.udpTCPTraces()
+	req.Traces = req.Traces[:1]
+	req.Arrival = []string{fmt.Sprintf("%s:3478", l.target()), fmt.Sprintf("%s:3478", l.controlAddr())}
+	res := l.runClient(req)
+	logTraces(t, res)
+	if tr := res.Traces[0]; !tr.Stop.Known || tr.Stop.Hop != 2 || !tr.Stop.Rejected || tr.Stop.Addr != l.routerAddr(2) {
+		t.Errorf("stop %+v, want a reject at hop 2 from %v", tr.Stop, l.routerAddr(2))
+	}
+	rejected, arrived := res.Arrival[0], res.Arrival[1]
+	if rejected.Arrived() {
+		t.Errorf("arrival through a REJECT: %+v", rejected.Kinds)
+	}
+	for _, k := range rejected.Kinds {
+		if k.Evidence != arrival.EvidenceICMPFromOther || k.ICMP == nil || k.ICMP.Offender != l.routerAddr(2).String() {
+			t.Errorf("%s through the REJECT: %+v (ICMP %+v), want an ICMP from %v", k.Kind, k, k.ICMP, l.routerAddr(2))
+		}
+	}
+	for _, k := range arrived.Kinds {
+		if k.Evidence != arrival.EvidencePortUnreachable {
+			t.Errorf("%s to the control address: evidence %q, want %q", k.Kind, k.Evidence, arrival.EvidencePortUnreachable)
+		}
 	}
 }

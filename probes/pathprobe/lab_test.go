@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reachprobe/reachprobe/probes/arrival"
 )
 
 // Timeouts of the lab's plumbing.
@@ -72,9 +74,9 @@ type pathLab struct {
 func linkAddr(link, side int) string { return fmt.Sprintf("10.61.%d.%d", link+1, side) }
 
 func (l *pathLab) routerAddr(k int) netip.Addr { return netip.MustParseAddr(linkAddr(k-1, 2)) }
-func (l *pathLab) target() netip.Addr        { return netip.MustParseAddr(linkAddr(len(l.ns)-2, 2)) }
-func (l *pathLab) controlAddr() netip.Addr   { return netip.MustParseAddr(linkAddr(len(l.ns)-2, 3)) }
-func (l *pathLab) router(k int) string       { return l.ns[k] }
+func (l *pathLab) target() netip.Addr          { return netip.MustParseAddr(linkAddr(len(l.ns)-2, 2)) }
+func (l *pathLab) controlAddr() netip.Addr     { return netip.MustParseAddr(linkAddr(len(l.ns)-2, 3)) }
+func (l *pathLab) router(k int) string         { return l.ns[k] }
 
 func labSkip(t *testing.T) {
 	t.Helper()
@@ -229,6 +231,8 @@ func (f labFlow) flow() Flow {
 // budget) or a reset trace.
 type labRequest struct {
 	Traces []struct{ Test, Control labFlow }
+	// Arrival lists addresses (ip:port) to send arrival.Probe's kinds to.
+	Arrival []string
 	// IntervalMS replaces the budget's probe spacing when set.
 	IntervalMS int
 	Reset      *struct {
@@ -240,9 +244,10 @@ type labRequest struct {
 
 // labResult is the client helper's answer.
 type labResult struct {
-	Traces []*Trace
-	Reset  *ResetTrace
-	Sent   int
+	Traces  []*Trace
+	Arrival []*arrival.Result
+	Reset   *ResetTrace
+	Sent    int
 }
 
 // runClient runs req in the client namespace and returns its result.
@@ -320,8 +325,20 @@ func TestLabHelper(t *testing.T) {
 		if req.IntervalMS > 0 {
 			budget = NewBudget(DefaultMaxProbes, DefaultMaxDuration, time.Duration(req.IntervalMS)*time.Millisecond)
 		}
-		res := labResult{Traces: make([]*Trace, len(req.Traces))}
+		res := labResult{Traces: make([]*Trace, len(req.Traces)), Arrival: make([]*arrival.Result, len(req.Arrival))}
 		var wg sync.WaitGroup
+		for i, dst := range req.Arrival {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := arrival.Probe(ctx, netip.MustParseAddrPort(dst), arrival.Config{})
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+				res.Arrival[i] = r
+			}()
+		}
 		for i, tr := range req.Traces {
 			wg.Add(1)
 			go func() {

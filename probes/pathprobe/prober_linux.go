@@ -20,6 +20,9 @@ import (
 // its context again.
 const pollStep = 50 * time.Millisecond
 
+// maxDrain caps the stale errors and datagrams dropped before a probe.
+const maxDrain = 64
+
 // prober sends one flow's TTL-limited probes, one at a time: replies
 // carry nothing that tells which probe of a constant 5-tuple drew them,
 // so a probe waits for its reply (or wait) before the next leaves.
@@ -123,13 +126,15 @@ func (p *udpProber) probe(ctx context.Context, ttl int, wait time.Duration) Hop 
 	err := p.rc.Control(func(fd uintptr) {
 		// A late reply to an earlier probe would be taken for this
 		// one's: drop what is queued.
-		for {
+		// The network chooses how much is queued: drain at most
+		// maxDrain of each.
+		for i := 0; i < maxDrain; i++ {
 			if _, ok, err := errqueue.ReadQueue(int(fd)); !ok || err != nil {
 				break
 			}
 		}
 		buf := make([]byte, 64)
-		for {
+		for i := 0; i < maxDrain; i++ {
 			if _, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT); err != nil && !errors.Is(err, unix.EINTR) {
 				break
 			}
@@ -153,8 +158,11 @@ func (p *udpProber) probe(ctx context.Context, ttl int, wait time.Duration) Hop 
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return h
 		}
-		if err != nil {
+		if isICMPErrno(err) {
 			continue // an errno whose message is read from the queue next
+		}
+		if err != nil {
+			return h
 		}
 		if ev.ICMP == nil {
 			h.Reply, h.From, h.RTT = ReplyDestination, p.dst.Addr().Unmap(), time.Since(start)
@@ -311,6 +319,15 @@ func setConnTTL(conn *net.TCPConn, v6 bool, ttl int) error {
 	}
 	var sockErr error
 	if err := rc.Control(func(fd uintptr) { sockErr = setTTL(int(fd), v6, ttl) }); err != nil {
+		return err
+	}
+	return sockErr
+}
+
+// pinConnFlowLabel is pinFlowLabel for a socket in the making.
+func pinConnFlowLabel(rc syscall.RawConn) error {
+	var sockErr error
+	if err := rc.Control(func(fd uintptr) { sockErr = pinFlowLabel(int(fd)) }); err != nil {
 		return err
 	}
 	return sockErr

@@ -70,6 +70,7 @@ func TestProbersLoopback(t *testing.T) {
 		{"udp6 to a closed port", Flow{Network: "udp", Dst: closedUDP(t, "udp6", "::1")}, ReplyDestination},
 		{"SYN to a listener: SYN-ACK", Flow{Network: "tcp", Dst: open}, ReplyDestination},
 		{"SYN to a closed port: reset", Flow{Network: "tcp", Dst: closedTCP}, ReplyReset},
+		{"SYN to a closed IPv6 port: reset", Flow{Network: "tcp", Dst: closedTCP6(t)}, ReplyReset},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,4 +169,15 @@ func TestClientHello(t *testing.T) {
 	if !bytes.Contains(b, []byte("courier.push.apple.com")) || !bytes.Contains(b, []byte("apns-security-v3")) {
 		t.Error("the server name or the ALPN is not in clear")
 	}
+}
+
+// closedTCP6 returns a TCP port on ::1 that nothing listens on.
+func closedTCP6(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
 }

@@ -5,6 +5,7 @@ package pathprobe
 import (
 	"context"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -22,3 +23,5 @@ func (e errNoRecvErr) Error() string { return "IP_RECVERR unavailable: " + e.err
 func newProber(ctx context.Context, f Flow) (prober, error) { return nil, errUnsupported }
 
 func setConnTTL(conn *net.TCPConn, v6 bool, ttl int) error { return errUnsupported }
+
+func pinConnFlowLabel(rc syscall.RawConn) error { return errUnsupported }

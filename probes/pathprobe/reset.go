@@ -178,7 +178,12 @@ func DecideReset(tries []ResetTry) ResetTrace {
 // sends hello, and records what came back within wait.
 func helloTry(ctx context.Context, dst netip.AddrPort, hello []byte, ttl int, wait time.Duration) (ResetTry, error) {
 	try := ResetTry{TTL: ttl}
+	v6 := !dst.Addr().Unmap().Is4()
 	d := net.Dialer{Timeout: resetConnectTimeout}
+	if v6 {
+		// The path must stay one across tries: pin the flow label.
+		d.Control = func(_, _ string, rc syscall.RawConn) error { return pinConnFlowLabel(rc) }
+	}
 	c, err := d.DialContext(ctx, "tcp", dst.String())
 	if err != nil {
 		try.Outcome, try.Failure = OutcomeConnectFailed, failure.Classify(err)
@@ -189,7 +194,7 @@ func helloTry(ctx context.Context, dst netip.AddrPort, hello []byte, ttl int, wa
 		_ = conn.SetLinger(0) // a reset: no TIME_WAIT, no FIN to the injector
 		conn.Close()
 	}()
-	if err := setConnTTL(conn, !dst.Addr().Unmap().Is4(), ttl); err != nil {
+	if err := setConnTTL(conn, v6, ttl); err != nil {
 		return try, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })

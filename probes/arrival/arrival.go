@@ -290,11 +290,14 @@ func probeKind(ctx context.Context, target netip.AddrPort, d datagram) (kr KindR
 	}
 	buf := make([]byte, maxDatagram)
 	for kr.Sent < Attempts && ctx.Err() == nil {
-		if _, err := conn.Write(d.wire); err != nil && !isICMPErrno(err) {
+		// A write can fail on the ICMP error of the datagram before,
+		// which the read below then finds in the queue.
+		if _, err := conn.Write(d.wire); err == nil {
+			kr.Sent++
+		} else if !isICMPErrno(err) {
 			kr.Failure, kr.Operation = failure.Classify(err), failure.OpWrite
 			return kr, skipped
 		}
-		kr.Sent++
 		_ = conn.SetReadDeadline(time.Now().Add(AttemptInterval))
 		for ctx.Err() == nil {
 			var ev errqueue.Event

@@ -17,6 +17,10 @@ import (
 // testTimeout bounds a loopback Probe; every answer here is immediate.
 const testTimeout = 10 * time.Second
 
+// ignoredVNWait ends a Probe whose only answers are ignored: long enough
+// for a loopback answer, and the verdict does not depend on it.
+const ignoredVNWait = 500 * time.Millisecond
+
 // closedUDPPort returns an address on loopback with no UDP socket.
 func closedUDPPort(t *testing.T) netip.AddrPort {
 	t.Helper()
@@ -210,9 +214,8 @@ func TestProbeVersionNegotiationResponder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			target := vnResponder(t, tt.answer)
 			// An ignored VN leaves the probe waiting for evidence that
-			// never comes; the deadline ends it. It is long enough for
-			// a loopback answer, and the verdict does not depend on it.
-			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			// never comes; the deadline ends it.
+			ctx, cancel := context.WithTimeout(context.Background(), ignoredVNWait)
 			defer cancel()
 			r, err := Probe(ctx, target, Config{Kinds: []Kind{KindQUICReserved}})
 			if err != nil {

@@ -81,7 +81,10 @@ type Hop struct {
 	// From is who answered: the ICMP offender or the destination;
 	// invalid for silence and for a reset. Exports must drop it (the
 	// first hops identify the volunteer) and give AS numbers instead.
-	From     netip.Addr    `json:"from,omitzero"`
+	From netip.Addr `json:"from,omitzero"`
+	// ASN and ASName are From's network, filled in by Trace.Annotate.
+	ASN      uint          `json:"asn,omitempty"`
+	ASName   string        `json:"as_name,omitempty"`
 	ICMPType uint8         `json:"icmp_type,omitempty"`
 	ICMPCode uint8         `json:"icmp_code,omitempty"`
 	RTT      time.Duration `json:"rtt,omitempty"`
@@ -110,6 +113,9 @@ type Stop struct {
 	// Addr is the address of that router, as the test flow saw it;
 	// invalid when Hop is 0.
 	Addr netip.Addr `json:"addr,omitzero"`
+	// ASN and ASName are Addr's network, filled in by Trace.Annotate.
+	ASN    uint   `json:"asn,omitempty"`
+	ASName string `json:"as_name,omitempty"`
 	// Rejected is true when the stop is a router's ICMP unreachable
 	// (a REJECT) rather than silence.
 	Rejected bool `json:"rejected,omitempty"`

@@ -108,3 +108,22 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+func TestAnnotate(t *testing.T) {
+	tr := &Trace{Hops: slots(RoleTest, "t", "."), Stop: Stop{Known: true, Hop: 1, Addr: router(1)}}
+	tr.Annotate(func(a netip.Addr) (uint, string) {
+		if a == router(1) {
+			return 64500, "Example ISP"
+		}
+		return 0, ""
+	})
+	if h := tr.Hops[0]; h.ASN != 64500 || h.ASName != "Example ISP" {
+		t.Errorf("hop 1 AS %d %q, want 64500 Example ISP", h.ASN, h.ASName)
+	}
+	if h := tr.Hops[1]; h.ASN != 0 {
+		t.Errorf("silent hop has AS %d", h.ASN)
+	}
+	if tr.Stop.ASN != 64500 {
+		t.Errorf("stop AS %d, want 64500", tr.Stop.ASN)
+	}
+}

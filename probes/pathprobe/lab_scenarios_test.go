@@ -154,9 +154,9 @@ func TestLabSNIReset(t *testing.T) {
 	l.iptables(l.router(2), "-A", "FORWARD", "-p", "tcp", "-m", "string", "--algo", "bm", "--string", name,
 		"-j", "REJECT", "--reject-with", "tcp-reset")
 	req := labRequest{Reset: &struct {
-		Dst                  string
-		ServerName, Control  string
-		MaxTTL, ReadTimeoutM int
+		Dst                 string
+		ServerName, Control string
+		MaxTTL              int
 	}{Dst: fmt.Sprintf("%s:443", l.target()), ServerName: name, Control: "control.example.org", MaxTTL: 6}}
 	res := l.runClient(req)
 	rt := res.Reset

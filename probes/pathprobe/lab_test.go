@@ -236,9 +236,9 @@ type labRequest struct {
 	// IntervalMS replaces the budget's probe spacing when set.
 	IntervalMS int
 	Reset      *struct {
-		Dst                  string
-		ServerName, Control  string
-		MaxTTL, ReadTimeoutM int
+		Dst                 string
+		ServerName, Control string
+		MaxTTL              int
 	}
 }
 

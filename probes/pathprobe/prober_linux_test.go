@@ -16,6 +16,10 @@ import (
 // at once; it only keeps a broken test from hanging.
 const loopWait = 5 * time.Second
 
+// loopSilence is the wait that ends a silent ClientHello try on
+// loopback, where an answer would come at once.
+const loopSilence = 500 * time.Millisecond
+
 func closedUDP(t *testing.T, network, addr string) netip.AddrPort {
 	t.Helper()
 	c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), 0)))
@@ -149,7 +153,7 @@ func TestRunResetLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := RunReset(ctx, ResetConfig{Dst: dst, Hello: hello, ControlHello: control, MaxTTL: 3, ReadTimeout: 500 * time.Millisecond})
+	rt := RunReset(ctx, ResetConfig{Dst: dst, Hello: hello, ControlHello: control, MaxTTL: 3, ReadTimeout: loopSilence})
 	if !rt.Known || rt.ResetTTL != 1 || rt.Hop != 0 {
 		t.Fatalf("reset trace %+v, want known at TTL 1, hop 0", rt)
 	}

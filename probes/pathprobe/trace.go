@@ -272,3 +272,22 @@ func (t *tracer) pair(ctx context.Context, ttl int) (test, control Hop, err erro
 	}
 	return hops[0], hops[1], nil
 }
+
+// ASLookup maps an address to its network: probes/netid.Lookup, with
+// the country dropped, fits.
+type ASLookup func(netip.Addr) (asn uint, name string)
+
+// Annotate fills in the AS of every hop address and of the stop's with
+// lookup. The package leaves it to the caller, who holds the ASN
+// database, so that a trace can be judged by AS where its addresses must
+// not be exported.
+func (t *Trace) Annotate(lookup ASLookup) {
+	for i := range t.Hops {
+		if a := t.Hops[i].From; a.IsValid() {
+			t.Hops[i].ASN, t.Hops[i].ASName = lookup(a)
+		}
+	}
+	if a := t.Stop.Addr; a.IsValid() {
+		t.Stop.ASN, t.Stop.ASName = lookup(a)
+	}
+}

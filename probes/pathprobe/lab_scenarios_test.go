@@ -199,3 +199,47 @@ func TestLabReject(t *testing.T) {
 		}
 	}
 }
+
+// quicV1Match is a u32 match of a UDP datagram that starts with a QUIC
+// long header of version 1: the kind of rule that lets only some QUIC
+// through.
+const quicV1Match = "0>>22&0x3C@8>>24&0xC0=0xC0 && 0>>22&0x3C@9=0x1"
+
+// TestLabQUICv1Dropped: router 2 drops QUIC v1 toward the target and
+// nothing else. Arrival shows payload filtering: every kind but the v1
+// Initial draws the target's port unreachable. A trace whose test flow
+// carries a v1 Initial and whose control carries zeros, on the same port,
+// places the drop at hop 2.
+func TestLabQUICv1Dropped(t *testing.T) {
+	l := newPathLab(t, 3, false)
+	l.iptables(l.router(2), "-A", "FORWARD", "-p", "udp", "-d", l.target().String(),
+		"-m", "u32", "--u32", quicV1Match, "-j", "DROP")
+	in, err := arrival.NewV1Initial(l.target().String(), []string{"h3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := fmt.Sprintf("%s:3478", l.target())
+	var req labRequest
+	req.Traces = append(req.Traces, struct{ Test, Control labFlow }{
+		labFlow{Network: "udp", Dst: dst, Payload: in.Wire},
+		labFlow{Network: "udp", Dst: dst, Payload: make([]byte, len(in.Wire))},
+	})
+	req.Arrival = []string{dst}
+	res := l.runClient(req)
+	logTraces(t, res)
+	if tr := res.Traces[0]; !tr.Stop.Known || tr.Stop.Hop != 2 {
+		t.Errorf("stop %+v, want hop 2", tr.Stop)
+	}
+	for _, k := range res.Arrival[0].Kinds {
+		want := arrival.EvidencePortUnreachable
+		if k.Kind == arrival.KindQUICv1 {
+			want = arrival.EvidenceSilence
+		}
+		if k.Evidence != want {
+			t.Errorf("%s: evidence %q, want %q", k.Kind, k.Evidence, want)
+		}
+	}
+	if qv1 := res.Arrival[0].Kinds[2]; qv1.Kind != arrival.KindQUICv1 || qv1.Sent != arrival.Attempts {
+		t.Errorf("silent QUIC v1 kind: %+v, want %d datagrams sent", qv1, arrival.Attempts)
+	}
+}

@@ -185,3 +185,23 @@ func closedTCP6(t *testing.T) netip.AddrPort {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
+
+// TestRunBudgetSpent: a trace that runs out of its budget says so, and
+// sends no probe beyond it.
+func TestRunBudgetSpent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*loopWait)
+	defer cancel()
+	b := NewBudget(3, time.Minute, 0)
+	tr := Run(ctx, Config{
+		Test:         Flow{Network: "udp", Dst: closedUDP(t, "udp4", "127.0.0.1")},
+		Control:      Flow{Network: "tcp", Dst: tcpListener(t, nil)},
+		Budget:       b,
+		ReplyTimeout: loopWait,
+	})
+	if !tr.BudgetSpent || tr.Failure != "" {
+		t.Errorf("BudgetSpent %v, Failure %q; want a spent budget and no failure", tr.BudgetSpent, tr.Failure)
+	}
+	if tr.Probes != 3 || b.Sent() != 3 {
+		t.Errorf("%d probes recorded, %d sent; want 3", tr.Probes, b.Sent())
+	}
+}

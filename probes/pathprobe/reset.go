@@ -83,7 +83,10 @@ type ResetTrace struct {
 	Reason   string        `json:"reason"`
 	Duration time.Duration `json:"duration"`
 	Skipped  string        `json:"skipped,omitempty"`
-	Failure  string        `json:"failure,omitempty"`
+	// Failure is an interruption, in failure's vocabulary; BudgetSpent
+	// says the run's Budget ran out before the sweep ended.
+	Failure     string `json:"failure,omitempty"`
+	BudgetSpent bool   `json:"budget_spent,omitempty"`
 }
 
 // RunReset sends, at increasing TTLs, the control ClientHello and then
@@ -114,7 +117,11 @@ func RunReset(ctx context.Context, cfg ResetConfig) *ResetTrace {
 	for ttl := 1; ttl <= cfg.MaxTTL; ttl++ {
 		for _, role := range []string{RoleControl, RoleTest} {
 			if err := cfg.Budget.take(ctx); err != nil {
-				rt.Failure = budgetFailure(err)
+				if errors.Is(err, ErrBudgetExhausted) {
+					rt.BudgetSpent = true
+				} else {
+					rt.Failure = failure.Classify(err)
+				}
 				rt.decide()
 				return rt
 			}

@@ -88,9 +88,12 @@ type Trace struct {
 	Duration time.Duration `json:"duration"`
 	// Skipped says why the trace was not made (SkipNoRecvErr).
 	Skipped string `json:"skipped,omitempty"`
-	// Failure is a local failure (the sockets could not be made) or the
-	// spent budget, in failure's vocabulary; the stop is then unknown.
+	// Failure is a local failure (the sockets could not be made) or an
+	// interruption, in failure's vocabulary.
 	Failure string `json:"failure,omitempty"`
+	// BudgetSpent says the run's Budget ran out before the trace was
+	// complete: what it did not probe is unknown.
+	BudgetSpent bool `json:"budget_spent,omitempty"`
 }
 
 // Run traces cfg's two flows and decides where the test flow stops. A
@@ -133,20 +136,16 @@ func Run(ctx context.Context, cfg Config) *Trace {
 	err = t.run(ctx)
 	tr.Stop = Decide(tr.Hops)
 	if err != nil {
-		tr.Failure = budgetFailure(err)
+		if errors.Is(err, ErrBudgetExhausted) {
+			tr.BudgetSpent = true
+		} else {
+			tr.Failure = failure.Classify(err)
+		}
 		if !tr.Stop.Known {
-			tr.Stop.Reason += " (tracing cut short: " + tr.Failure + ")"
+			tr.Stop.Reason += " (tracing cut short: " + err.Error() + ")"
 		}
 	}
 	return tr
-}
-
-// budgetFailure names a spent budget apart from the network's failures.
-func budgetFailure(err error) string {
-	if errors.Is(err, ErrBudgetExhausted) {
-		return "budget_exhausted"
-	}
-	return failure.Classify(err)
 }
 
 func (c Config) withDefaults() Config {

@@ -119,10 +119,26 @@ type Stop struct {
 	// Rejected is true when the stop is a router's ICMP unreachable
 	// (a REJECT) rather than silence.
 	Rejected bool `json:"rejected,omitempty"`
-	// DestinationHop is the TTL at which the control reached the
-	// destination (or drew a reset), 0 when it did not.
+	// DestinationHop is the hop of the test flow's destination that
+	// Decide used: where the control to the same address arrived (or
+	// drew a reset), or Destination.Hop; 0 when unknown.
 	DestinationHop int    `json:"destination_hop,omitempty"`
 	Reason         string `json:"reason"`
+}
+
+// Destination tells Decide how far the test flow's destination is, which
+// a stop must come before.
+type Destination struct {
+	// SameAddress says the control flow goes to the test's address, so
+	// the control's arrival marks the destination's hop.
+	SameAddress bool
+	// Hop is the destination's hop found by another trace to the test's
+	// address (a control to the same address); 0 when unknown. A trace
+	// whose control goes to another address needs it: without it, a
+	// control that passes more routers on its own way proves nothing
+	// about the test's destination, which may be the next hop and ignore
+	// the test flow.
+	Hop int
 }
 
 // Decide reads the probes of one trace (test and control, in any order)
@@ -131,16 +147,16 @@ type Stop struct {
 // control flow draws time exceeded from routers, repeatedly
 // (MinControlEvidence, at least once at the very next TTL), where every
 // test probe stayed silent (MinSilentSlots at the next TTL), and all of
-// that before the destination's own hop, since a destination may simply
-// ignore the test flow. Otherwise the place is unknown.
-func Decide(hops []Hop) Stop {
-	dest := 0
+// that before the test destination's own hop, since a destination may
+// simply ignore the test flow. Otherwise the place is unknown.
+func Decide(hops []Hop, d Destination) Stop {
+	dest := d.Hop
 	for _, h := range hops {
 		// A reset to the control's SYN is taken for the destination's,
 		// which can only bring the destination's hop nearer: the
 		// cautious reading.
 		arrived := h.Reply == ReplyDestination || h.Reply == ReplyReset
-		if h.Role == RoleControl && arrived && (dest == 0 || h.TTL < dest) {
+		if d.SameAddress && h.Role == RoleControl && arrived && (dest == 0 || h.TTL < dest) {
 			dest = h.TTL
 		}
 	}
@@ -185,19 +201,19 @@ func Decide(hops []Hop) Stop {
 	}
 
 	next := last + 1
-	if dest != 0 && next >= dest {
-		return unknown("the test flow is seen up to hop %d and the destination is hop %d: the destination may ignore it", last, dest)
-	}
-	silent, probedNext, controlNext, evidence := 0, false, 0, 0
+	silent, probedNext, controlAny, controlNext, evidence := 0, false, 0, 0, 0
 	for _, h := range hops {
 		switch {
 		case h.Role == RoleTest && h.TTL == next:
 			probedNext = true
 			silent++ // every test probe past last is silent, by last's definition
-		case h.Role == RoleControl && h.TTL > last && (dest == 0 || h.TTL < dest) && h.Reply == ReplyTimeExceeded:
-			evidence++
-			if h.TTL == next {
-				controlNext++
+		case h.Role == RoleControl && h.TTL > last && h.Reply != ReplyNone:
+			controlAny++
+			if h.Reply == ReplyTimeExceeded && (dest == 0 || h.TTL < dest) {
+				evidence++
+				if h.TTL == next {
+					controlNext++
+				}
 			}
 		}
 	}
@@ -206,6 +222,14 @@ func Decide(hops []Hop) Stop {
 		return unknown("the test flow was not probed past hop %d", last)
 	case silent < MinSilentSlots:
 		return unknown("only %d test probe(s) past hop %d: one silent slot proves nothing", silent, last)
+	case controlAny == 0:
+		return unknown("past hop %d neither flow draws any answer: the routers there may send no ICMP", last)
+	case dest == 0 && d.SameAddress:
+		return unknown("the control never reached the destination, so the destination's hop is unknown")
+	case dest == 0:
+		return unknown("the test destination's hop is unknown (the control goes to another address and no trace to the same address gave it)")
+	case next >= dest:
+		return unknown("the test flow is seen up to hop %d and the destination is hop %d: the destination may ignore it", last, dest)
 	case controlNext == 0:
 		return unknown("hop %d answers neither flow: it may send no ICMP", next)
 	case evidence < MinControlEvidence:

@@ -50,44 +50,59 @@ func TestDecide(t *testing.T) {
 		wantKnown     bool
 		wantHop       int
 		wantReason    string // a substring of Reason
+		// dest is Decide's Destination; the zero value here means a
+		// control to the test's address.
+		dest *Destination
 	}{
 		{"drop after hop 2, control passes two more routers",
-			[]string{"tt", "tt", "..", "..", ".."}, []string{"tt", "tt", "tt", "tt", "dd"}, true, 2, "passes hop 2"},
+			[]string{"tt", "tt", "..", "..", ".."}, []string{"tt", "tt", "tt", "tt", "dd"}, true, 2, "passes hop 2", nil},
 		{"drop after hop 2, rate-limited slots at hops 1 and 2",
-			[]string{".t", "t.", "..", ".."}, []string{"t.", ".t", "tt", "dd"}, true, 2, ""},
+			[]string{".t", "t.", "..", ".."}, []string{"t.", ".t", "tt", "dd"}, true, 2, "", nil},
 		{"one control reply at the next hop and one beyond",
-			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "t.", ".t", "d"}, true, 2, ""},
+			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "t.", ".t", "d"}, true, 2, "", nil},
 		{"drop before the first router",
-			[]string{"..", "..", ".."}, []string{"tt", "tt", "dd"}, true, 0, ""},
+			[]string{"..", "..", ".."}, []string{"tt", "tt", "dd"}, true, 0, "", nil},
 		{"single silent slot never counts",
-			[]string{"tt", "tt", "."}, []string{"tt", "tt", "tt", "dd"}, false, 0, "one silent slot"},
+			[]string{"tt", "tt", "."}, []string{"tt", "tt", "tt", "dd"}, false, 0, "one silent slot", nil},
 		{"stop at the destination's hop: it may ignore the test flow",
-			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "dd", "dd"}, false, 0, "may ignore"},
+			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "dd", "dd"}, false, 0, "may ignore", nil},
 		{"router past the stop sends no ICMP to either flow",
-			[]string{"tt", "tt", "..", "..", ".."}, []string{"tt", "tt", "..", "tt", "dd"}, false, 0, "no ICMP"},
+			[]string{"tt", "tt", "..", "..", ".."}, []string{"tt", "tt", "..", "tt", "dd"}, false, 0, "no ICMP", nil},
 		{"control seen only once past the stop",
-			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "t.", "..", "dd"}, false, 0, "only 1 time"},
+			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "t.", "..", "dd"}, false, 0, "only 1 time", nil},
 		{"routers that send no ICMP at all",
-			[]string{"..", "..", ".."}, []string{"..", "..", ".."}, false, 0, "no ICMP"},
+			[]string{"..", "..", ".."}, []string{"..", "..", ".."}, false, 0, "no ICMP", nil},
 		{"test flow reaches the destination",
-			[]string{"tt", "tt", "dd"}, []string{"tt", "tt", "dd"}, false, 0, "reached the destination"},
+			[]string{"tt", "tt", "dd"}, []string{"tt", "tt", "dd"}, false, 0, "reached the destination", nil},
 		{"test silent at the true stop's hop in both rounds (rate limit): ends past it",
-			[]string{"tt", "..", "tt", "..", ".."}, []string{"tt", "tt", "tt", "tt", "tt", "dd"}, true, 3, ""},
+			[]string{"tt", "..", "tt", "..", ".."}, []string{"tt", "tt", "tt", "tt", "tt", "dd"}, true, 3, "", nil},
 		{"test flow drew a reset",
-			[]string{"tt", "r"}, []string{"tt", "tt", "dd"}, false, 0, "reset"},
+			[]string{"tt", "r"}, []string{"tt", "tt", "dd"}, false, 0, "reset", nil},
 		{"router rejects: its hop is where its address expired the TTL",
-			[]string{"tt", "TT", "uu", "uu"}, []string{"tt", "TT", "tt", "dd"}, true, 2, "unreachable"},
+			[]string{"tt", "TT", "uu", "uu"}, []string{"tt", "TT", "tt", "dd"}, true, 2, "unreachable", nil},
 		{"reject from an address never seen as a hop",
-			[]string{"tt", "tt", "uu"}, []string{"tt", "tt", "tt", "dd"}, false, 0, "hop number is unknown"},
+			[]string{"tt", "tt", "uu"}, []string{"tt", "tt", "tt", "dd"}, false, 0, "hop number is unknown", nil},
 		{"control flow stops too (outage or a block of both)",
-			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "..", ".."}, false, 0, "no ICMP"},
-		{"no destination reached by the control, but routers past the stop answer it",
-			[]string{"tt", "..", "..", ".."}, []string{"tt", "tt", "tt", ".."}, true, 1, ""},
+			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "..", ".."}, false, 0, "no ICMP", nil},
+		{"same address, control never reaches the destination: its hop is unknown",
+			[]string{"tt", "..", "..", ".."}, []string{"tt", "tt", "tt", ".."}, false, 0, "never reached the destination", nil},
+		{"control to another address, the destination's hop known from another trace",
+			[]string{"tt", "tt", "..", "..", ".."}, []string{"tt", "tt", "tt", "tt", "dd"}, true, 2, "", &Destination{Hop: 4}},
+		{"control to another address passes routers where the test's destination may be",
+			[]string{"tt", "tt", "..", "..", ".."}, []string{"tt", "tt", "tt", "tt", "dd"}, false, 0, "may ignore", &Destination{Hop: 3}},
+		{"control to another address, the destination's hop unknown",
+			[]string{"tt", "tt", "..", "..", ".."}, []string{"tt", "tt", "tt", "tt", "dd"}, false, 0, "hop is unknown", &Destination{}},
+		{"another address's arrival does not mark the test's destination",
+			[]string{"tt", "tt", "..", ".."}, []string{"tt", "tt", "tt", "dd"}, false, 0, "hop is unknown", &Destination{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hops := append(slots(RoleTest, tt.test...), slots(RoleControl, tt.control...)...)
-			got := Decide(hops)
+			d := Destination{SameAddress: true}
+			if tt.dest != nil {
+				d = *tt.dest
+			}
+			got := Decide(hops, d)
 			if got.Known != tt.wantKnown || got.Hop != tt.wantHop {
 				t.Fatalf("Decide = %+v, want known %v at hop %d", got, tt.wantKnown, tt.wantHop)
 			}
@@ -102,7 +117,7 @@ func TestDecide(t *testing.T) {
 			for i, h := range hops {
 				rev[len(hops)-1-i] = h
 			}
-			if again := Decide(rev); again != got {
+			if again := Decide(rev, d); again != got {
 				t.Errorf("Decide(reversed) = %+v, want %+v", again, got)
 			}
 		})

@@ -17,8 +17,8 @@ func (l *pathLab) udpTCPTraces() labRequest {
 	var req labRequest
 	test := labFlow{Network: "udp", Dst: fmt.Sprintf("%s:3478", l.target())}
 	req.Traces = append(req.Traces,
-		struct{ Test, Control labFlow }{test, labFlow{Network: "tcp", Dst: fmt.Sprintf("%s:443", l.target())}},
-		struct{ Test, Control labFlow }{test, labFlow{Network: "udp", Dst: fmt.Sprintf("%s:3478", l.controlAddr())}},
+		labTrace{Test: test, Control: labFlow{Network: "tcp", Dst: fmt.Sprintf("%s:443", l.target())}},
+		labTrace{Test: test, Control: labFlow{Network: "udp", Dst: fmt.Sprintf("%s:3478", l.controlAddr())}, UseDestOf: 1},
 	)
 	return req
 }
@@ -61,9 +61,9 @@ func TestLabTCPDrop(t *testing.T) {
 	l.startServer()
 	l.iptables(l.router(2), "-A", "FORWARD", "-p", "tcp", "--dport", "8443", "-j", "DROP")
 	var req labRequest
-	req.Traces = append(req.Traces, struct{ Test, Control labFlow }{
-		labFlow{Network: "tcp", Dst: fmt.Sprintf("%s:8443", l.target())},
-		labFlow{Network: "tcp", Dst: fmt.Sprintf("%s:443", l.target())},
+	req.Traces = append(req.Traces, labTrace{
+		Test:    labFlow{Network: "tcp", Dst: fmt.Sprintf("%s:8443", l.target())},
+		Control: labFlow{Network: "tcp", Dst: fmt.Sprintf("%s:443", l.target())},
 	})
 	res := l.runClient(req)
 	logTraces(t, res)
@@ -220,9 +220,9 @@ func TestLabQUICv1Dropped(t *testing.T) {
 	}
 	dst := fmt.Sprintf("%s:3478", l.target())
 	var req labRequest
-	req.Traces = append(req.Traces, struct{ Test, Control labFlow }{
-		labFlow{Network: "udp", Dst: dst, Payload: in.Wire},
-		labFlow{Network: "udp", Dst: dst, Payload: make([]byte, len(in.Wire))},
+	req.Traces = append(req.Traces, labTrace{
+		Test:    labFlow{Network: "udp", Dst: dst, Payload: in.Wire},
+		Control: labFlow{Network: "udp", Dst: dst, Payload: make([]byte, len(in.Wire))},
 	})
 	req.Arrival = []string{dst}
 	res := l.runClient(req)

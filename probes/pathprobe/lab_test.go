@@ -230,7 +230,7 @@ func (f labFlow) flow() Flow {
 // labRequest is what the client helper runs: traces (at once, on one
 // budget) or a reset trace.
 type labRequest struct {
-	Traces []struct{ Test, Control labFlow }
+	Traces []labTrace
 	// Arrival lists addresses (ip:port) to send arrival.Probe's kinds to.
 	Arrival []string
 	// IntervalMS replaces the budget's probe spacing when set.
@@ -240,6 +240,15 @@ type labRequest struct {
 		ServerName, Control string
 		MaxTTL              int
 	}
+}
+
+// labTrace is one trace of a labRequest.
+type labTrace struct {
+	Test, Control labFlow
+	// UseDestOf, when set, is the number (from 1) of an earlier trace
+	// whose destination hop this trace takes, as the runner would pass
+	// a same-address trace's to a trace toward a control address.
+	UseDestOf int
 }
 
 // labResult is the client helper's answer.
@@ -339,11 +348,21 @@ func TestLabHelper(t *testing.T) {
 				res.Arrival[i] = r
 			}()
 		}
+		done := make([]chan struct{}, len(req.Traces))
+		for i := range done {
+			done[i] = make(chan struct{})
+		}
 		for i, tr := range req.Traces {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res.Traces[i] = Run(ctx, Config{Test: tr.Test.flow(), Control: tr.Control.flow(), Budget: budget})
+				defer close(done[i])
+				cfg := Config{Test: tr.Test.flow(), Control: tr.Control.flow(), Budget: budget}
+				if j := tr.UseDestOf - 1; j >= 0 && j < i {
+					<-done[j]
+					cfg.DestinationHop = res.Traces[j].Stop.DestinationHop
+				}
+				res.Traces[i] = Run(ctx, cfg)
 			}()
 		}
 		wg.Wait()

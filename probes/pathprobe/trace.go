@@ -68,6 +68,11 @@ type Config struct {
 	// Budget is the run's, shared by its traces; nil gives this trace a
 	// budget of its own with the default limits.
 	Budget *Budget
+	// DestinationHop is the hop of the test's destination when another
+	// trace found it (Stop.DestinationHop of a trace whose control went
+	// to the test's address). A trace whose control goes to another
+	// address places no stop without it; see Destination.
+	DestinationHop int
 	// Zero values mean the Default* constants.
 	MaxTTL       int
 	Rounds       int
@@ -134,7 +139,7 @@ func Run(ctx context.Context, cfg Config) *Trace {
 
 	t := &tracer{cfg: cfg, probers: probers, trace: tr}
 	err = t.run(ctx)
-	tr.Stop = Decide(tr.Hops)
+	tr.Stop = Decide(tr.Hops, cfg.destination())
 	if err != nil {
 		if errors.Is(err, ErrBudgetExhausted) {
 			tr.BudgetSpent = true
@@ -146,6 +151,12 @@ func Run(ctx context.Context, cfg Config) *Trace {
 		}
 	}
 	return tr
+}
+
+// destination is what Decide knows of the test's destination.
+func (c Config) destination() Destination {
+	same := c.Test.Dst.Addr().Unmap() == c.Control.Dst.Addr().Unmap()
+	return Destination{SameAddress: same, Hop: c.DestinationHop}
 }
 
 func (c Config) withDefaults() Config {
@@ -186,7 +197,9 @@ func (t *tracer) run(ctx context.Context) error {
 			return err
 		}
 		last = ttl
-		if arrived(control) || arrived(test) {
+		// Past the control's destination only a test destination known
+		// to be farther is worth probing toward.
+		if arrived(test) || (arrived(control) && ttl >= t.cfg.DestinationHop) {
 			break
 		}
 		if test.Reply == ReplyNone && control.Reply == ReplyNone {
@@ -207,7 +220,7 @@ func (t *tracer) run(ctx context.Context) error {
 			}
 		}
 	}
-	stop := Decide(t.trace.Hops)
+	stop := Decide(t.trace.Hops, t.cfg.destination())
 	if !stop.Known {
 		return nil
 	}

@@ -78,6 +78,41 @@ func (l *pathLab) target() netip.Addr          { return netip.MustParseAddr(link
 func (l *pathLab) controlAddr() netip.Addr     { return netip.MustParseAddr(linkAddr(len(l.ns)-2, 3)) }
 func (l *pathLab) router(k int) string         { return l.ns[k] }
 
+// leftovers removes, once per process, the namespaces of path labs
+// whose test process died before its cleanup, ending the helpers still
+// running in them by their process IDs.
+var leftovers sync.Once
+
+func removeLeftovers(t *testing.T) {
+	out, err := labRun("ip", "netns", "list")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], labPrefix) {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscanf(strings.TrimPrefix(f[0], labPrefix), "%d-", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // a lab running in parallel
+		}
+		t.Logf("removing leftover namespace %s", f[0])
+		if pids, err := labRun("ip", "netns", "pids", f[0]); err == nil {
+			for _, p := range strings.Fields(pids) {
+				var helper int
+				if _, err := fmt.Sscanf(p, "%d", &helper); err == nil && helper > 1 {
+					_ = syscall.Kill(helper, syscall.SIGKILL)
+				}
+			}
+		}
+		_, _ = labRun("ip", "netns", "del", f[0])
+	}
+}
+
 func labSkip(t *testing.T) {
 	t.Helper()
 	if os.Getenv(labRoleEnv) != "" {
@@ -101,6 +136,7 @@ func newPathLab(t *testing.T, routers int, defaultLimits bool) *pathLab {
 	suffix := make([]byte, 3)
 	rand.Read(suffix)
 	id := fmt.Sprintf("%s%d-%s", labPrefix, os.Getpid(), hex.EncodeToString(suffix))
+	leftovers.Do(func() { removeLeftovers(t) })
 	l := &pathLab{t: t}
 	l.ns = append(l.ns, id+"-c")
 	for k := 1; k <= routers; k++ {

@@ -21,9 +21,11 @@ const (
 	// 15 × 2 × 100 ms = 3 s per trace, so the burst has refilled before
 	// the next round returns.
 	DefaultProbeInterval = 100 * time.Millisecond
-	// DefaultMaxProbes caps a run's probes: 3 traces of 15 hops, 2
-	// flows, 2 rounds and confirmations (about 130 each) and resets
-	// traces, with room. A run that needs more leaves the rest unknown.
+	// DefaultMaxProbes caps a run's probes. A trace of a 15-hop path
+	// sends at most about 64 (see the package doc) and a reset trace 2
+	// per TTL up to the injector, so 600 covers the handful of
+	// candidates a run with blocks traces. A run that needs more leaves
+	// the rest unknown (Trace.BudgetSpent).
 	DefaultMaxProbes = 600
 	// DefaultMaxDuration caps the time a run spends tracing, from the
 	// Budget's creation: a run with blocks stays about a minute longer

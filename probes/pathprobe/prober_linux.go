@@ -25,9 +25,11 @@ const maxDrain = 64
 
 // prober sends one flow's TTL-limited probes, one at a time: replies
 // carry nothing that tells which probe of a constant 5-tuple drew them,
-// so a probe waits for its reply (or wait) before the next leaves.
+// so a probe waits for its reply (or wait) before the next leaves. An
+// error is local (a socket that cannot be made or bound), never the
+// network's silence.
 type prober interface {
-	probe(ctx context.Context, ttl int, wait time.Duration) Hop
+	probe(ctx context.Context, ttl int, wait time.Duration) (Hop, error)
 	close()
 }
 
@@ -120,7 +122,7 @@ func newUDPProber(ctx context.Context, f Flow) (*udpProber, error) {
 
 func (p *udpProber) close() { p.conn.Close() }
 
-func (p *udpProber) probe(ctx context.Context, ttl int, wait time.Duration) Hop {
+func (p *udpProber) probe(ctx context.Context, ttl int, wait time.Duration) (Hop, error) {
 	h := Hop{TTL: ttl, Reply: ReplyNone}
 	var sockErr error
 	err := p.rc.Control(func(fd uintptr) {
@@ -142,7 +144,7 @@ func (p *udpProber) probe(ctx context.Context, ttl int, wait time.Duration) Hop 
 		sockErr = setTTL(int(fd), p.v6, ttl)
 	})
 	if err != nil || sockErr != nil {
-		return h
+		return h, errors.Join(err, sockErr)
 	}
 	deadline := time.Now().Add(wait)
 	stop := context.AfterFunc(ctx, func() { _ = p.conn.SetReadDeadline(time.Now()) })
@@ -150,30 +152,30 @@ func (p *udpProber) probe(ctx context.Context, ttl int, wait time.Duration) Hop 
 	_ = p.conn.SetReadDeadline(deadline)
 	start := time.Now()
 	if _, err := p.conn.Write(p.payload); err != nil && !isICMPErrno(err) {
-		return h
+		return h, err
 	}
 	buf := make([]byte, 1500)
 	for ctx.Err() == nil {
 		ev, err := errqueue.Read(p.rc, buf)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return h
+			return h, nil
 		}
 		if isICMPErrno(err) {
 			continue // an errno whose message is read from the queue next
 		}
 		if err != nil {
-			return h
+			return h, err
 		}
 		if ev.ICMP == nil {
 			h.Reply, h.From, h.RTT = ReplyDestination, p.dst.Addr().Unmap(), time.Since(start)
-			return h
+			return h, nil
 		}
 		if got, ok := hopFromICMP(h, *ev.ICMP, p.dst.Addr()); ok {
 			got.RTT = time.Since(start)
-			return got
+			return got, nil
 		}
 	}
-	return h
+	return h, nil
 }
 
 // isICMPErrno reports the errors a socket returns for an ICMP error it
@@ -195,12 +197,12 @@ type tcpProber struct {
 
 func (p *tcpProber) close() {}
 
-func (p *tcpProber) probe(ctx context.Context, ttl int, wait time.Duration) Hop {
+func (p *tcpProber) probe(ctx context.Context, ttl int, wait time.Duration) (Hop, error) {
 	h := Hop{TTL: ttl, Reply: ReplyNone}
 	v6 := !p.dst.Addr().Unmap().Is4()
 	fd, err := p.socket(v6, ttl)
 	if err != nil {
-		return h
+		return h, err
 	}
 	defer func() {
 		_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
@@ -210,21 +212,21 @@ func (p *tcpProber) probe(ctx context.Context, ttl int, wait time.Duration) Hop 
 	err = unix.Connect(fd, sockaddr(p.dst))
 	if err == nil {
 		h.Reply, h.From, h.RTT = ReplyDestination, p.dst.Addr().Unmap(), time.Since(start)
-		return h
+		return h, nil
 	}
 	if !errors.Is(err, unix.EINPROGRESS) {
-		return h
+		return h, err
 	}
 	deadline := start.Add(wait)
 	for ctx.Err() == nil {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return h
+			return h, nil
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 		n, err := unix.Poll(fds, int(min(left, pollStep)/time.Millisecond)+1)
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			return h
+			return h, err
 		}
 		if n == 0 || fds[0].Revents == 0 {
 			continue
@@ -232,27 +234,27 @@ func (p *tcpProber) probe(ctx context.Context, ttl int, wait time.Duration) Hop 
 		if m, ok, _ := errqueue.ReadQueue(fd); ok {
 			if got, ok := hopFromICMP(h, m, p.dst.Addr()); ok {
 				got.RTT = time.Since(start)
-				return got
+				return got, nil
 			}
 			continue
 		}
 		soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 		switch {
 		case err != nil:
-			return h
+			return h, err
 		case soErr == 0 && fds[0].Revents&unix.POLLOUT != 0:
 			h.Reply, h.From, h.RTT = ReplyDestination, p.dst.Addr().Unmap(), time.Since(start)
-			return h
+			return h, nil
 		case syscall.Errno(soErr) == unix.ECONNREFUSED:
 			h.Reply, h.RTT = ReplyReset, time.Since(start)
-			return h
-		case soErr != 0:
+			return h, nil
+		case soErr != 0, fds[0].Revents&unix.POLLHUP != 0:
 			// The connect failed on an error whose ICMP was not
-			// queued: no sender to record.
-			return h
+			// queued, or the socket is gone: no sender to record.
+			return h, nil
 		}
 	}
-	return h
+	return h, nil
 }
 
 // socket makes the non-blocking, TTL-limited socket of one SYN probe.

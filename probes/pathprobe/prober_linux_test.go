@@ -88,7 +88,10 @@ func TestProbersLoopback(t *testing.T) {
 			// Twice: the TCP flow must rebind its local port, the UDP
 			// flow reuse its socket.
 			for i := 0; i < 2; i++ {
-				h := p.probe(ctx, 1, loopWait)
+				h, err := p.probe(ctx, 1, loopWait)
+				if err != nil {
+					t.Fatalf("probe %d: %v", i, err)
+				}
 				if h.Reply != tt.want {
 					t.Fatalf("probe %d: %+v, want reply %s", i, h, tt.want)
 				}

@@ -10,7 +10,7 @@ import (
 )
 
 type prober interface {
-	probe(ctx context.Context, ttl int, wait time.Duration) Hop
+	probe(ctx context.Context, ttl int, wait time.Duration) (Hop, error)
 	close()
 }
 

@@ -147,7 +147,11 @@ func Run(ctx context.Context, cfg Config) *Trace {
 			tr.Failure = failure.Classify(err)
 		}
 		if !tr.Stop.Known {
-			tr.Stop.Reason += " (tracing cut short: " + err.Error() + ")"
+			cut := "the run's probe budget is spent"
+			if !tr.BudgetSpent {
+				cut = tr.Failure
+			}
+			tr.Stop.Reason += " (tracing cut short: " + cut + ")"
 		}
 	}
 	return tr
@@ -268,7 +272,7 @@ func (t *tracer) pair(ctx context.Context, ttl int) (test, control Hop, err erro
 			if errs[i] != nil {
 				return
 			}
-			hops[i] = t.probers[i].probe(ctx, ttl, t.cfg.ReplyTimeout)
+			hops[i], errs[i] = t.probers[i].probe(ctx, ttl, t.cfg.ReplyTimeout)
 			hops[i].Role = role
 		}()
 	}

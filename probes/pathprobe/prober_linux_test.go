@@ -208,3 +208,18 @@ func TestRunBudgetSpent(t *testing.T) {
 		t.Errorf("%d probes recorded, %d sent; want 3", tr.Probes, b.Sent())
 	}
 }
+
+// TestTCPProbeLocalFailure: a SYN probe whose local port is taken by a
+// listener fails as an error, never as the network's silence.
+func TestTCPProbeLocalFailure(t *testing.T) {
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := &tcpProber{dst: tcpListener(t, nil), lport: ln.Addr().(*net.TCPAddr).Port}
+	h, err := p.probe(context.Background(), 1, loopWait)
+	if err == nil {
+		t.Fatalf("probe from a taken port = %+v, want an error", h)
+	}
+}

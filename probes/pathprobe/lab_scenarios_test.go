@@ -4,8 +4,10 @@ package pathprobe
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reachprobe/reachprobe/probes/arrival"
 )
@@ -28,7 +30,7 @@ func logTraces(t *testing.T, res labResult) {
 	for i, tr := range res.Traces {
 		var b strings.Builder
 		for _, h := range tr.Hops {
-			fmt.Fprintf(&b, " %d%s:%s", h.TTL, h.Role[:1], h.Reply)
+			fmt.Fprintf(&b, " %d%s:%s(%v)", h.TTL, h.Role[:1], h.Reply, h.RTT.Round(time.Millisecond))
 		}
 		t.Logf("trace %d: %d probes in %v; stop %+v;%s", i, tr.Probes, tr.Duration, tr.Stop, b.String())
 	}
@@ -241,5 +243,33 @@ func TestLabQUICv1Dropped(t *testing.T) {
 	}
 	if qv1 := res.Arrival[0].Kinds[2]; qv1.Kind != arrival.KindQUICv1 || qv1.Sent != arrival.Attempts {
 		t.Errorf("silent QUIC v1 kind: %+v, want %d datagrams sent", qv1, arrival.Attempts)
+	}
+}
+
+// TestLabIPv6: the same drop over IPv6. Routers' ICMPv6 time exceeded
+// comes through IPV6_RECVERR with the hop's address; the flow label is
+// pinned. Arrival to the control address sees the server's ICMPv6 port
+// unreachable.
+func TestLabIPv6(t *testing.T) {
+	l := newPathLab(t, 3, false)
+	l.ip6tables(l.router(2), "-A", "FORWARD", "-p", "udp", "-d", l.target6().String(), "-j", "DROP")
+	var req labRequest
+	test := labFlow{Network: "udp", Dst: netip.AddrPortFrom(l.target6(), 3478).String()}
+	req.Traces = append(req.Traces,
+		labTrace{Test: test, Control: labFlow{Network: "tcp", Dst: netip.AddrPortFrom(l.target6(), 443).String()}},
+		labTrace{Test: test, Control: labFlow{Network: "udp", Dst: netip.AddrPortFrom(l.controlAddr6(), 3478).String()}, UseDestOf: 1},
+	)
+	req.Arrival = []string{netip.AddrPortFrom(l.controlAddr6(), 3478).String()}
+	res := l.runClient(req)
+	logTraces(t, res)
+	for i, tr := range res.Traces {
+		if !tr.Stop.Known || tr.Stop.Hop != 2 || tr.Stop.Addr != l.routerAddr6(2) {
+			t.Errorf("trace %d: stop %+v, want hop 2 at %v", i, tr.Stop, l.routerAddr6(2))
+		}
+	}
+	for _, k := range res.Arrival[0].Kinds {
+		if k.Evidence != arrival.EvidencePortUnreachable || k.ICMP == nil || k.ICMP.Offender != l.controlAddr6().String() {
+			t.Errorf("%s: %+v (ICMP %+v), want the control address's port unreachable", k.Kind, k, k.ICMP)
+		}
 	}
 }

@@ -73,6 +73,13 @@ type pathLab struct {
 // router k (ns[k]) answers from 10.61.k.2.
 func linkAddr(link, side int) string { return fmt.Sprintf("10.61.%d.%d", link+1, side) }
 
+// link6Addr is linkAddr's IPv6 twin: fd61:0:0:link+1::side.
+func link6Addr(link, side int) string { return fmt.Sprintf("fd61:0:0:%d::%d", link+1, side) }
+
+func (l *pathLab) routerAddr6(k int) netip.Addr { return netip.MustParseAddr(link6Addr(k-1, 2)) }
+func (l *pathLab) target6() netip.Addr          { return netip.MustParseAddr(link6Addr(len(l.ns)-2, 2)) }
+func (l *pathLab) controlAddr6() netip.Addr     { return netip.MustParseAddr(link6Addr(len(l.ns)-2, 3)) }
+
 func (l *pathLab) routerAddr(k int) netip.Addr { return netip.MustParseAddr(linkAddr(k-1, 2)) }
 func (l *pathLab) target() netip.Addr          { return netip.MustParseAddr(linkAddr(len(l.ns)-2, 2)) }
 func (l *pathLab) controlAddr() netip.Addr     { return netip.MustParseAddr(linkAddr(len(l.ns)-2, 3)) }
@@ -147,6 +154,11 @@ func newPathLab(t *testing.T, routers int, defaultLimits bool) *pathLab {
 	for _, ns := range l.ns {
 		l.must("ip", "netns", "add", ns)
 		l.must("ip", "-n", ns, "link", "set", "lo", "up")
+		// No duplicate address detection: a link-local address
+		// that is still tentative delays neighbour discovery by a
+		// second, and the first probes' replies with it.
+		l.must("ip", "netns", "exec", ns, "sh", "-c",
+			"echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad")
 	}
 	last := len(l.ns) - 1
 	for i := 0; i < last; i++ {
@@ -154,20 +166,25 @@ func newPathLab(t *testing.T, routers int, defaultLimits bool) *pathLab {
 		l.must("ip", "-n", l.ns[i], "link", "add", east, "type", "veth", "peer", "name", west, "netns", l.ns[i+1])
 		l.must("ip", "-n", l.ns[i], "addr", "add", linkAddr(i, 1)+"/24", "dev", east)
 		l.must("ip", "-n", l.ns[i+1], "addr", "add", linkAddr(i, 2)+"/24", "dev", west)
+		l.must("ip", "-n", l.ns[i], "addr", "add", link6Addr(i, 1)+"/64", "dev", east, "nodad")
+		l.must("ip", "-n", l.ns[i+1], "addr", "add", link6Addr(i, 2)+"/64", "dev", west, "nodad")
 		l.must("ip", "-n", l.ns[i], "link", "set", east, "up")
 		l.must("ip", "-n", l.ns[i+1], "link", "set", west, "up")
 	}
 	l.must("ip", "-n", l.ns[last], "addr", "add", l.controlAddr().String()+"/24", "dev", fmt.Sprintf("w%d", last))
+	l.must("ip", "-n", l.ns[last], "addr", "add", l.controlAddr6().String()+"/64", "dev", fmt.Sprintf("w%d", last), "nodad")
 	for i, ns := range l.ns {
 		if i < last {
 			l.must("ip", "-n", ns, "route", "add", "default", "via", linkAddr(i, 2))
+			l.must("ip", "-n", ns, "-6", "route", "add", "default", "via", link6Addr(i, 2))
 		}
 		for j := 0; j+1 < i; j++ { // the links west of ns, via its west neighbour
 			l.must("ip", "-n", ns, "route", "add", fmt.Sprintf("10.61.%d.0/24", j+1), "via", linkAddr(i-1, 1))
+			l.must("ip", "-n", ns, "-6", "route", "add", fmt.Sprintf("fd61:0:0:%d::/64", j+1), "via", link6Addr(i-1, 1))
 		}
-		sysctls := "echo 1 > /proc/sys/net/ipv4/ip_forward"
+		sysctls := "echo 1 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"
 		if !defaultLimits {
-			sysctls += "; echo 0 > /proc/sys/net/ipv4/icmp_ratelimit"
+			sysctls += "; echo 0 > /proc/sys/net/ipv4/icmp_ratelimit; echo 0 > /proc/sys/net/ipv6/icmp/ratelimit"
 		}
 		if i > 0 {
 			l.must("ip", "netns", "exec", ns, "sh", "-c", sysctls)
@@ -178,6 +195,12 @@ func newPathLab(t *testing.T, routers int, defaultLimits bool) *pathLab {
 		l.ipt = "iptables-legacy"
 	}
 	return l
+}
+
+// ip6tables adds an IPv6 rule in namespace ns.
+func (l *pathLab) ip6tables(ns string, args ...string) {
+	l.t.Helper()
+	l.must("ip", append([]string{"netns", "exec", ns, strings.Replace(l.ipt, "iptables", "ip6tables", 1), "-w"}, args...)...)
 }
 
 // iptables adds a rule in namespace ns.

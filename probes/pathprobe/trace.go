@@ -216,9 +216,11 @@ func (t *tracer) run(ctx context.Context) error {
 	}
 	// Later rounds need only reach a little past the test flow's last
 	// hop: that is where Decide looks.
+	// The limit is recomputed as the round goes, since a hop the test
+	// flow draws now (its reply lost or rate-limited in round 1) moves
+	// the place to look.
 	for round := 2; round <= t.cfg.Rounds; round++ {
-		limit := min(last, t.lastTestHop()+2)
-		for ttl := 1; ttl <= limit; ttl++ {
+		for ttl := 1; ttl <= min(last, t.lastTestHop()+2); ttl++ {
 			if _, _, err := t.pair(ctx, ttl); err != nil {
 				return err
 			}

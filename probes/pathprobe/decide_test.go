@@ -142,3 +142,5 @@ func TestAnnotate(t *testing.T) {
 		t.Errorf("stop AS %d, want 64500", tr.Stop.ASN)
 	}
 }
+
+func netipPortOf(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }

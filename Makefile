@@ -28,6 +28,7 @@ test: vet
 # The censorship lab: network namespaces, needs root, iproute2 and iptables.
 lab:
 	$(GO) test -count=1 -tags lab -v -run "TestLab" ./probes/lab/
+	$(GO) test -count=1 -tags lab -v -run "TestLab" ./probes/pathprobe/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -58,7 +58,7 @@ func init() {
 				l.portal()
 			},
 			signs: []sign{
-				{target: "courier-1", kind: "dns/udp", result: "ok", answer: "17.57.146.21"},
+				{target: "courier-1", kind: "dns/udp", result: "ok", answer: "17.57.144.21"},
 				{target: "courier-1", kind: "tls", port: 5223, result: failure.HTTPResponseToTLS},
 				{target: "control-google", kind: "tls", port: 443, result: failure.HTTPResponseToTLS},
 			},

@@ -364,16 +364,9 @@ func lateOnlyAddrs(sums map[string]*dnsSummary) map[string]map[netip.Addr]bool {
 // does not count for its port or service; a handshake that verified there
 // shows the late answer was the name's too.
 func judgeLateOnly(r *judged) {
+	r.countAttempts()
 	ok := false
 	for _, a := range r.e.attempts {
-		if o := mainOrConnect(a); o != nil {
-			r.v.Attempts++
-			if o.Failure == "" {
-				r.v.Successes++
-			} else if r.v.Failure == "" {
-				r.v.Failure, r.v.Operation = o.Failure, o.Operation
-			}
-		}
 		ok = ok || verified(a.main)
 	}
 	if ok {

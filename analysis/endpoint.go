@@ -93,6 +93,15 @@ func (j *endpointJudge) judge(e *endpointObs) *judged {
 // the block is DNS's, whatever the address did.
 func (j *endpointJudge) judgeForged(r *judged) {
 	d := j.dns[r.e.target.Name].verdict
+	r.countAttempts()
+	r.v.Verdict, r.v.Method = VerdictBlocked, d.Method
+	r.v.Evidence = fmt.Sprintf("%s came from a forged DNS answer for %s (%s)", r.e.key.address, r.e.target.Host, d.Method)
+}
+
+// countAttempts counts r's tries, the ones that worked, and keeps the first
+// failure: for endpoints judged by where their address came from, not by
+// what their tries showed.
+func (r *judged) countAttempts() {
 	for _, a := range r.e.attempts {
 		if o := mainOrConnect(a); o != nil {
 			r.v.Attempts++
@@ -103,8 +112,6 @@ func (j *endpointJudge) judgeForged(r *judged) {
 			}
 		}
 	}
-	r.v.Verdict, r.v.Method = VerdictBlocked, d.Method
-	r.v.Evidence = fmt.Sprintf("%s came from a forged DNS answer for %s (%s)", r.e.key.address, r.e.target.Host, d.Method)
 }
 
 func mainOrConnect(a *attempt) *measurements.Observation {

@@ -316,6 +316,13 @@ func validate(file string, t *measurements.Target, seen map[string]int) error {
 			return &Error{File: file, Line: t.Line, Key: key, Msg: fmt.Sprintf("target %q: required key missing", t.Name)}
 		}
 	}
+	// "ports = ," sets the key and lists nothing: as good as missing.
+	if len(t.Ports) == 0 {
+		return &Error{File: file, Line: seen["ports"], Key: "ports", Msg: fmt.Sprintf("target %q: lists no port", t.Name)}
+	}
+	if len(t.Transports) == 0 {
+		return &Error{File: file, Line: seen["transports"], Key: "transports", Msg: fmt.Sprintf("target %q: lists no transport", t.Name)}
+	}
 	if t.ServerName == "" {
 		t.ServerName = t.Host
 	}

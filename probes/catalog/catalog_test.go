@@ -98,6 +98,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown group", strings.Replace(base, "push", "pull", 1), 2, "group", `"pull" is not a group`},
 		{"bad port", strings.Replace(base, "443", "443, 70000", 1), 4, "ports", `"70000" is not a port`},
 		{"port twice", strings.Replace(base, "443", "443,443", 1), 4, "ports", "twice"},
+		{"empty port list", strings.Replace(base, "443", ",", 1), 4, "ports", "lists no port"},
+		{"empty transport list", strings.Replace(base, "transports = tcp", "transports = ,", 1), 5, "transports", "lists no transport"},
 		{"bad transport", strings.Replace(base, "tcp", "sctp", 1), 5, "transports", `"sctp" is not a transport`},
 		{"ip host", strings.Replace(base, "x.example", "17.0.0.1", 1), 3, "host", "IP address"},
 		{"bad host", strings.Replace(base, "x.example", "x..example", 1), 3, "host", "not a host name"},

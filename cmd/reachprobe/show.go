@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,8 +17,9 @@ import (
 )
 
 func cmdList(ctx context.Context, env *environ, args []string) error {
-	fs := newFlagSet(env, "list", "[flags]", "Lists the stored runs, newest first.")
+	fs := newFlagSet(env, "list", "[flags]", "Lists the stored runs, newest first; --json prints them for scripts.")
 	db := fs.String("db", "", "database `FILE` (default $XDG_DATA_HOME/reachprobe/reachprobe.db)")
+	asJSON := fs.Bool("json", false, "print the runs as a JSON array, newest first")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -30,6 +32,9 @@ func cmdList(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return storeError(store, err)
 	}
+	if *asJSON {
+		return writeRunsJSON(env.stdout, runs)
+	}
 	if len(runs) == 0 {
 		fmt.Fprintln(env.stdout, noRunsText(env, store.Path()))
 		return nil
@@ -40,6 +45,41 @@ func cmdList(ctx context.Context, env *environ, args []string) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Started.Format(time.DateTime), runDuration(r), text(r.Status), r.Observations, text(r.CatalogName), text(r.SoftwareVersion))
 	}
 	return tw.Flush()
+}
+
+// listedRun is one run as "list --json" prints it: the columns of the
+// text table, with exact times and the catalog's digest. The README
+// documents the fields; add to them, never rename one.
+type listedRun struct {
+	ID      int64     `json:"id"`
+	Started time.Time `json:"started"`
+	// Ended and DurationNS are absent while the run has not ended.
+	Ended           *time.Time `json:"ended,omitempty"`
+	DurationNS      *int64     `json:"duration_ns,omitempty"`
+	Status          string     `json:"status"`
+	Observations    int        `json:"observations"`
+	CatalogName     string     `json:"catalog_name"`
+	CatalogDigest   string     `json:"catalog_digest"`
+	SoftwareVersion string     `json:"software_version"`
+}
+
+// writeRunsJSON prints runs as one JSON array ("[]" when there are none,
+// so a script needs no special case for an empty database).
+func writeRunsJSON(w io.Writer, runs []measurements.Run) error {
+	out := make([]listedRun, 0, len(runs))
+	for _, r := range runs {
+		lr := listedRun{ID: r.ID, Started: r.Started.UTC(), Status: r.Status, Observations: r.Observations,
+			CatalogName: r.CatalogName, CatalogDigest: r.CatalogDigest, SoftwareVersion: r.SoftwareVersion}
+		if !r.Ended.IsZero() {
+			ended := r.Ended.UTC()
+			d := int64(r.Ended.Sub(r.Started))
+			lr.Ended, lr.DurationNS = &ended, &d
+		}
+		out = append(out, lr)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 // text makes a stored string safe for a terminal (measurements.TerminalText):

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/reachprobe/reachprobe/measurements"
@@ -84,5 +87,32 @@ func TestListJSON(t *testing.T) {
 
 	if got := list(t, empty); len(got) != 0 {
 		t.Errorf("an empty database lists %v, want []", got)
+	}
+}
+
+// TestWriteTableMatchesTabwriter: list's hand-made table is laid out as
+// text/tabwriter laid it out before, wide characters and an empty cell
+// included.
+func TestWriteTableMatchesTabwriter(t *testing.T) {
+	rows := [][]string{
+		{"RUN", "STARTED (UTC)", "STATUS", "CATALOG"},
+		{"10", "2026-01-02 03:04:05", "complete", "default"},
+		{"9", "", "running", "catalogué-ü.toml"},
+		{"12345", "x", "\\x1b[2J", ""},
+	}
+	var want bytes.Buffer
+	tw := tabwriter.NewWriter(&want, 0, 4, 2, ' ', 0)
+	for _, row := range rows {
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := writeTable(&got, rows); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("writeTable wrote\n%s\ntabwriter\n%s", got.String(), want.String())
 	}
 }

@@ -100,6 +100,23 @@ CREATE TRIGGER observations_uncounted AFTER DELETE ON observations BEGIN
 	UPDATE runs SET observation_count = observation_count - 1 WHERE id = OLD.run_id;
 END;
 `,
+	// 5: certificate chains stored once, by the SHA-256 (hex) of their
+	// encoding (see chains.go); observations' details name the hash.
+	// rewriteChains moves the chains of existing rows here.
+	`
+CREATE TABLE chains (
+	id           INTEGER PRIMARY KEY,
+	sha256       TEXT NOT NULL UNIQUE CHECK (length(sha256) = 64),
+	certificates BLOB NOT NULL
+) STRICT;
+`,
+}
+
+// rewrites are the data changes of migrations that SQL alone cannot make:
+// rewrites[v] runs in the transaction of the migration to version v,
+// after its script.
+var rewrites = map[int]func(context.Context, *sql.Tx) error{
+	5: rewriteChains,
 }
 
 // migrate applies the scripts (migrations, in production) the database has
@@ -137,6 +154,11 @@ func migrateOnce(ctx context.Context, db *sql.DB, path string, scripts []string)
 	}
 	if _, err := tx.ExecContext(ctx, scripts[version]); err != nil {
 		return false, fmt.Errorf("database %s: migrating to schema version %d: %w", path, version+1, err)
+	}
+	if rewrite := rewrites[version+1]; rewrite != nil {
+		if err := rewrite(ctx, tx); err != nil {
+			return false, fmt.Errorf("database %s: migrating to schema version %d: %w", path, version+1, err)
+		}
 	}
 	// PRAGMA takes no parameters; version is an int we computed.
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version+1)); err != nil {

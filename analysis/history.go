@@ -8,10 +8,19 @@ import (
 	"github.com/reachprobe/reachprobe/measurements"
 )
 
-// RunVerdicts is one run and its report, for History.
+// RunVerdicts is one run and its report, for History, which reads only
+// its Apps and Services (see ForHistory).
 type RunVerdicts struct {
 	Run    measurements.Run
 	Report Report
+}
+
+// ForHistory is run and rep as History needs them: the app and service
+// verdicts alone, without the per-name and per-endpoint evidence that is
+// most of a report's memory. A history of a year of hourly runs keeps
+// 8760 of these, not 8760 reports.
+func ForHistory(run measurements.Run, rep Report) RunVerdicts {
+	return RunVerdicts{Run: run, Report: Report{Apps: rep.Apps, Services: rep.Services}}
 }
 
 // HistoryReport follows app and service verdicts across runs.

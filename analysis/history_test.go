@@ -147,3 +147,25 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// TestForHistoryKeepsHistory: on every golden case, taken as one run of a
+// history, the history of ForHistory's reduced reports is the history of
+// the full reports.
+func TestForHistoryKeepsHistory(t *testing.T) {
+	var full, reduced []RunVerdicts
+	for i, sc := range append(scenarios(), dnsQuirkScenarios()...) {
+		in := sc.world().build()
+		in.Run.ID = int64(i + 1)
+		in.Run.Started = runStart.Add(time.Duration(i) * time.Hour)
+		rep := Analyze(in)
+		full = append(full, RunVerdicts{Run: in.Run, Report: rep})
+		reduced = append(reduced, ForHistory(in.Run, rep))
+	}
+	want, got := marshal(t, History(full)), marshal(t, History(reduced))
+	if !bytes.Equal(got, want) {
+		t.Errorf("history of reduced reports: %s", firstDiff(want, got))
+	}
+	if h := History(full); len(h.Services) == 0 || len(h.Services[0].Changes) == 0 {
+		t.Errorf("the golden cases make a history without changes; the comparison proves little: %+v", h.Services)
+	}
+}

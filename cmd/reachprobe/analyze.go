@@ -40,15 +40,17 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 	}
 
 	var out analyzeOutput
+	// Only the latest run's whole report is kept; the others keep what
+	// the history reads, so memory does not grow with their evidence.
 	judged := make([]analysis.RunVerdicts, 0, len(runs))
 	for _, r := range runs {
 		rep, err := judgeRun(ctx, store, r)
 		if err != nil {
 			return err
 		}
-		judged = append(judged, analysis.RunVerdicts{Run: r, Report: rep})
+		out.Report = rep
+		judged = append(judged, analysis.ForHistory(r, rep))
 	}
-	out.Report = judged[len(judged)-1].Report
 	if since > 0 {
 		h := analysis.History(judged)
 		out.History = &h

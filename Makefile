@@ -47,8 +47,16 @@ test: vet
 lab:
 	$(GO) test -count=1 -tags lab -v -run "TestLab" ./probes/lab/
 
+# The benchmarks, then BenchmarkYear: list, analyze, the HTML and CSV
+# reports and prune over a year of hourly runs (8760, made by
+# buildBenchDB), each with its time, peak RSS and the bytes per run. The
+# databases it builds (minutes for a year) are kept in BENCH_CACHE and
+# reused while the builder and the schema are unchanged; delete the
+# directory to rebuild.
+BENCH_CACHE ?= $(HOME)/.cache/reachprobe-bench
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	REACHPROBE_BENCH_CACHE=$(BENCH_CACHE) $(GO) test -run '^$$' -bench . -skip 'BenchmarkYear' -benchmem ./...
+	REACHPROBE_BENCH_CACHE=$(BENCH_CACHE) $(GO) test -run '^$$' -bench 'BenchmarkYear' -benchtime 1x -timeout 60m ./cmd/reachprobe
 
 # A short pass of every fuzz target (about 20 of them: CI gives each 5s,
 # which with compiling keeps the whole pass near three minutes).

@@ -110,6 +110,16 @@ CREATE TABLE chains (
 	certificates BLOB NOT NULL
 ) STRICT;
 `,
+	// 6: a run's verdicts once judged (SetRunVerdicts), an encoded
+	// document the caller made, under the version of the analysis that
+	// made it, so a history of many runs need not judge each again.
+	`
+CREATE TABLE run_verdicts (
+	run_id           INTEGER PRIMARY KEY REFERENCES runs (id),
+	analysis_version INTEGER NOT NULL,
+	verdicts         TEXT NOT NULL CHECK (json_valid(verdicts))
+) STRICT;
+`,
 }
 
 // rewrites are the data changes of migrations that SQL alone cannot make:

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reachprobe/reachprobe/measurements"
 )
 
 // yearRuns is a year of hourly runs.
@@ -42,6 +44,29 @@ func BenchmarkYear(b *testing.B) {
 		{"csv", []string{"report", "--format", "csv", "--since", yearSince, "-o", out}, false},
 		{"prune_half", []string{"prune", "--older-than", "183d"}, true},
 	}
+	b.Run("analyze_kept", func(b *testing.B) {
+		// A copy whose runs' verdicts were kept, as "run" keeps them.
+		b.StopTimer()
+		path := filepath.Join(b.TempDir(), "kept.db")
+		if err := copyFile(db, path); err != nil {
+			b.Fatal(err)
+		}
+		store, err := measurements.Open(b.Context(), path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := keepVerdicts(b.Context(), store)
+		store.Close()
+		if err != nil || n == 0 {
+			b.Fatalf("keepVerdicts = %d, %v", n, err)
+		}
+		b.StartTimer()
+		var peak int64
+		for b.Loop() {
+			peak = max(peak, runForPeakRSS(b, []string{"analyze", "--since", yearSince, "--db", path}))
+		}
+		b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
+	})
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			path := db

@@ -15,12 +15,13 @@ type RunVerdicts struct {
 	Report Report
 }
 
-// ForHistory is run and rep as History needs them: the app and service
-// verdicts alone, without the per-name and per-endpoint evidence that is
-// most of a report's memory. A history of a year of hourly runs keeps
-// 8760 of these, not 8760 reports.
+// ForHistory is run and rep as a history needs them: the app and service
+// verdicts History reads and the network's status a timeline shows,
+// without the per-name and per-endpoint evidence that is most of a
+// report's memory. A history of a year of hourly runs keeps 8760 of
+// these, not 8760 reports.
 func ForHistory(run measurements.Run, rep Report) RunVerdicts {
-	return RunVerdicts{Run: run, Report: Report{Apps: rep.Apps, Services: rep.Services}}
+	return RunVerdicts{Run: run, Report: Report{Network: rep.Network, Apps: rep.Apps, Services: rep.Services}}
 }
 
 // HistoryReport follows app and service verdicts across runs.

@@ -82,3 +82,44 @@ func TestKeptVerdicts(t *testing.T) {
 	}
 	store.Close()
 }
+
+// TestKeptVerdictsHTML: the HTML report of several runs is the same page
+// whether every run is judged from its observations or the earlier runs'
+// kept verdicts are read.
+func TestKeptVerdictsHTML(t *testing.T) {
+	ctx := t.Context()
+	db := filepath.Join(t.TempDir(), "reachprobe.db")
+	store, err := measurements.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now()
+	for i := range 4 {
+		addReportRun(t, store, now.Add(-time.Duration(10-i)*time.Hour), measurements.RunComplete)
+	}
+	runs, err := store.RunsSince(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := func(kept map[int64][]byte) []byte {
+		t.Helper()
+		l := &runLoader{store: store, targets: map[string][]measurements.Target{}, kept: kept, latest: runs[len(runs)-1].ID}
+		var b bytes.Buffer
+		if err := writeHTML(&b, l.runs(ctx, runs), now); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	judged := page(nil)
+	if _, err := keepVerdicts(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := store.RunVerdicts(ctx, analysis.Version, time.Time{})
+	if err != nil || len(kept) != len(runs) {
+		t.Fatalf("RunVerdicts: %d kept, %v; want %d", len(kept), err, len(runs))
+	}
+	if got := page(kept); !bytes.Equal(got, judged) {
+		t.Errorf("the page with kept verdicts differs from the page judging every run")
+	}
+}

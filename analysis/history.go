@@ -16,12 +16,20 @@ type RunVerdicts struct {
 }
 
 // ForHistory is run and rep as a history needs them: the app and service
-// verdicts History reads and the network's status a timeline shows,
-// without the per-name and per-endpoint evidence that is most of a
-// report's memory. A history of a year of hourly runs keeps 8760 of
-// these, not 8760 reports.
+// verdicts (with methods and scope) History reads and the network's
+// status a timeline shows; no reasons, no per-target, per-name or
+// per-endpoint evidence, which are nearly all of a report's memory. A
+// history of a year of hourly runs keeps 8760 of these, a few hundred
+// bytes each, not 8760 reports.
 func ForHistory(run measurements.Run, rep Report) RunVerdicts {
-	return RunVerdicts{Run: run, Report: Report{Network: rep.Network, Apps: rep.Apps, Services: rep.Services}}
+	kept := Report{Network: Network{Status: rep.Network.Status}}
+	for _, a := range rep.Apps {
+		kept.Apps = append(kept.Apps, AppVerdict{App: a.App, Verdict: a.Verdict, Scope: a.Scope})
+	}
+	for _, s := range rep.Services {
+		kept.Services = append(kept.Services, ServiceVerdict{Service: s.Service, Verdict: s.Verdict, Methods: s.Methods, Scope: s.Scope})
+	}
+	return RunVerdicts{Run: run, Report: kept}
 }
 
 // HistoryReport follows app and service verdicts across runs.

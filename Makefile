@@ -6,12 +6,30 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BINARY   := reachprobe
 
-.PHONY: build run test lab bench fuzz golden vet clean
+.PHONY: build run test lab bench fuzz golden vet cross cross-test clean
 
 # A static binary: no cgo, so it runs on any Linux of the same
 # architecture, a Raspberry Pi included (GOARCH=arm64 make build).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/reachprobe
+
+# Static binaries for a Raspberry Pi: 64-bit (arm64) and 32-bit (armv7)
+# ARM, each with its size. go vet for 32-bit ARM compiles the tests too,
+# where an int is 32 bits: sizes and offsets of multi-gigabyte databases
+# must be int64.
+CROSS_TARGETS := arm64: arm:7
+cross:
+	@for t in $(CROSS_TARGETS); do \
+	  arch=$${t%%:*}; arm=$${t#*:}; out=$(BINARY)-linux-$$arch$${arm:+v$$arm}; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/reachprobe || exit 1; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm $(GO) vet ./... || exit 1; \
+	  echo "$$out: $$(stat -c %s $$out) bytes"; \
+	done
+
+# The storage and analysis unit tests on 32-bit ARM under qemu-user (the
+# CI machine installs it): what int overflow would break.
+cross-test:
+	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm ./measurements/ ./analysis/
 
 # Builds, then measures the embedded default catalog from this network.
 run: build
@@ -30,8 +48,16 @@ lab:
 	$(GO) test -count=1 -tags lab -v -run "TestLab" ./probes/lab/
 	$(GO) test -count=1 -tags lab -v -run "TestLab" ./probes/pathprobe/
 
+# The benchmarks, then BenchmarkYear: list, analyze, the HTML and CSV
+# reports and prune over a year of hourly runs (8760, made by
+# buildBenchDB), each with its time, peak RSS and the bytes per run. The
+# databases it builds (minutes for a year) are kept in BENCH_CACHE and
+# reused while the builder and the schema are unchanged; delete the
+# directory to rebuild.
+BENCH_CACHE ?= $(HOME)/.cache/reachprobe-bench
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	REACHPROBE_BENCH_CACHE=$(BENCH_CACHE) $(GO) test -run '^$$' -bench . -skip 'BenchmarkYear' -benchmem ./...
+	REACHPROBE_BENCH_CACHE=$(BENCH_CACHE) $(GO) test -run '^$$' -bench 'BenchmarkYear' -benchtime 1x -timeout 60m ./cmd/reachprobe
 
 # A short pass of every fuzz target (about 20 of them: CI gives each 5s,
 # which with compiling keeps the whole pass near three minutes).
@@ -48,4 +74,4 @@ golden:
 	$(GO) test ./analysis -run TestGolden -update
 
 clean:
-	rm -f $(BINARY)
+	rm -f $(BINARY) $(BINARY)-linux-arm64 $(BINARY)-linux-armv7

@@ -8,10 +8,28 @@ import (
 	"github.com/reachprobe/reachprobe/measurements"
 )
 
-// RunVerdicts is one run and its report, for History.
+// RunVerdicts is one run and its report, for History, which reads only
+// its Apps and Services (see ForHistory).
 type RunVerdicts struct {
 	Run    measurements.Run
 	Report Report
+}
+
+// ForHistory is run and rep as a history needs them: the app and service
+// verdicts (with methods and scope) History reads and the network's
+// status a timeline shows; no reasons, no per-target, per-name or
+// per-endpoint evidence, which are nearly all of a report's memory. A
+// history of a year of hourly runs keeps 8760 of these, a few hundred
+// bytes each, not 8760 reports.
+func ForHistory(run measurements.Run, rep Report) RunVerdicts {
+	kept := Report{Network: Network{Status: rep.Network.Status}}
+	for _, a := range rep.Apps {
+		kept.Apps = append(kept.Apps, AppVerdict{App: a.App, Verdict: a.Verdict, Scope: a.Scope})
+	}
+	for _, s := range rep.Services {
+		kept.Services = append(kept.Services, ServiceVerdict{Service: s.Service, Verdict: s.Verdict, Methods: s.Methods, Scope: s.Scope})
+	}
+	return RunVerdicts{Run: run, Report: kept}
 }
 
 // HistoryReport follows app and service verdicts across runs.

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -146,4 +147,31 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestForHistoryKeepsHistory: on every golden case, taken as one run of a
+// history, the history of ForHistory's reduced reports, kept as JSON and
+// read back, is the history of the full reports.
+func TestForHistoryKeepsHistory(t *testing.T) {
+	var full, reduced []RunVerdicts
+	for i, sc := range append(scenarios(), dnsQuirkScenarios()...) {
+		in := sc.world().build()
+		in.Run.ID = int64(i + 1)
+		in.Run.Started = runStart.Add(time.Duration(i) * time.Hour)
+		rep := Analyze(in)
+		full = append(full, RunVerdicts{Run: in.Run, Report: rep})
+		// As reachprobe keeps them: ForHistory's report through JSON.
+		var kept Report
+		if err := json.Unmarshal(marshal(t, ForHistory(in.Run, rep).Report), &kept); err != nil {
+			t.Fatal(err)
+		}
+		reduced = append(reduced, ForHistory(in.Run, kept))
+	}
+	want, got := marshal(t, History(full)), marshal(t, History(reduced))
+	if !bytes.Equal(got, want) {
+		t.Errorf("history of reduced reports: %s", firstDiff(want, got))
+	}
+	if h := History(full); len(h.Services) == 0 || len(h.Services[0].Changes) == 0 {
+		t.Errorf("the golden cases make a history without changes; the comparison proves little: %+v", h.Services)
+	}
 }

@@ -11,6 +11,13 @@ import (
 // away; new fields do not change it.
 const FormatVersion = 1
 
+// Version is the version of the analysis's rules. It changes whenever a
+// change to the rules can change a verdict: verdicts a run kept under an
+// earlier Version (measurements' stored verdicts) are then judged again.
+// TestVersionPinsGolden fails when the golden analyses change and Version
+// does not.
+const Version = 2
+
 // Input is what Analyze needs: one run, the catalog targets it measured and
 // every observation it stored.
 type Input struct {

@@ -84,6 +84,49 @@ CREATE TABLE run_networks (
 	resolver_cc           TEXT NOT NULL
 ) STRICT;
 `,
+	// 4: each run's observation count, kept by triggers, so listing runs
+	// reads the runs table alone instead of counting an index of millions
+	// of observations (a year of hourly runs holds three million).
+	`
+ALTER TABLE runs ADD COLUMN observation_count INTEGER NOT NULL DEFAULT 0 CHECK (observation_count >= 0);
+
+UPDATE runs SET observation_count = (SELECT count(*) FROM observations o WHERE o.run_id = runs.id);
+
+CREATE TRIGGER observations_counted AFTER INSERT ON observations BEGIN
+	UPDATE runs SET observation_count = observation_count + 1 WHERE id = NEW.run_id;
+END;
+
+CREATE TRIGGER observations_uncounted AFTER DELETE ON observations BEGIN
+	UPDATE runs SET observation_count = observation_count - 1 WHERE id = OLD.run_id;
+END;
+`,
+	// 5: certificate chains stored once, by the SHA-256 (hex) of their
+	// encoding (see chains.go); observations' details name the hash.
+	// rewriteChains moves the chains of existing rows here.
+	`
+CREATE TABLE chains (
+	id           INTEGER PRIMARY KEY,
+	sha256       TEXT NOT NULL UNIQUE CHECK (length(sha256) = 64),
+	certificates BLOB NOT NULL
+) STRICT;
+`,
+	// 6: a run's verdicts once judged (SetRunVerdicts), an encoded
+	// document the caller made, under the version of the analysis that
+	// made it, so a history of many runs need not judge each again.
+	`
+CREATE TABLE run_verdicts (
+	run_id           INTEGER PRIMARY KEY REFERENCES runs (id),
+	analysis_version INTEGER NOT NULL,
+	verdicts         TEXT NOT NULL CHECK (json_valid(verdicts))
+) STRICT;
+`,
+}
+
+// rewrites are the data changes of migrations that SQL alone cannot make:
+// rewrites[v] runs in the transaction of the migration to version v,
+// after its script.
+var rewrites = map[int]func(context.Context, *sql.Tx) error{
+	5: rewriteChains,
 }
 
 // migrate applies the scripts (migrations, in production) the database has
@@ -122,6 +165,11 @@ func migrateOnce(ctx context.Context, db *sql.DB, path string, scripts []string)
 	if _, err := tx.ExecContext(ctx, scripts[version]); err != nil {
 		return false, fmt.Errorf("database %s: migrating to schema version %d: %w", path, version+1, err)
 	}
+	if rewrite := rewrites[version+1]; rewrite != nil {
+		if err := rewrite(ctx, tx); err != nil {
+			return false, fmt.Errorf("database %s: migrating to schema version %d: %w", path, version+1, err)
+		}
+	}
 	// PRAGMA takes no parameters; version is an int we computed.
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", version+1)); err != nil {
 		return false, fmt.Errorf("database %s: migrating to schema version %d: %w", path, version+1, err)
@@ -131,3 +179,7 @@ func migrateOnce(ctx context.Context, db *sql.DB, path string, scripts []string)
 	}
 	return false, nil
 }
+
+// SchemaVersion is the newest schema version this reachprobe knows and
+// writes (PRAGMA user_version of a database it has opened for writing).
+func SchemaVersion() int { return len(migrations) }

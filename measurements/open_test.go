@@ -222,7 +222,11 @@ func TestOpenRejectsForeignFiles(t *testing.T) {
 	}
 }
 
-func TestOpenRejectsCorruptDatabase(t *testing.T) {
+// TestCorruptDatabase: damage that Open's cheap sanity check can see (a
+// truncated file, an unreadable schema) is refused at Open; damage inside
+// the file is found by CheckIntegrity, quick and full, which quote
+// SQLite's report. Neither modifies the file.
+func TestCorruptDatabase(t *testing.T) {
 	_, valid := writeRealDB(t, t.TempDir())
 	const page = 4096
 	if len(valid) < 20*page {
@@ -231,6 +235,7 @@ func TestOpenRejectsCorruptDatabase(t *testing.T) {
 	tests := []struct {
 		name    string
 		corrupt func([]byte) []byte
+		atOpen  bool   // Open's sanity check refuses it
 		wantMsg string // in the error, when the damage has a specific report
 	}{
 		{"middle pages overwritten", func(b []byte) []byte {
@@ -238,21 +243,21 @@ func TestOpenRejectsCorruptDatabase(t *testing.T) {
 			junk := bytes.Repeat([]byte("junk\x00\xff\x13\x37"), 4*page/8)
 			copy(b[mid:], junk)
 			return b
-		}, ""},
-		{"truncated", func(b []byte) []byte { return b[:len(b)/2/page*page] }, ""},
+		}, false, ""},
+		{"truncated", func(b []byte) []byte { return b[:len(b)/2/page*page] }, true, "it was cut short"},
 		{"schema page overwritten", func(b []byte) []byte {
 			copy(b[headerSize:page], bytes.Repeat([]byte{0x0d}, page-headerSize))
 			return b
-		}, ""},
+		}, true, ""},
 		{"freelist count wrong", func(b []byte) []byte {
 			copy(b[36:40], []byte{0, 0, 0, 7}) // header: total freelist pages
 			return b
-		}, "quick_check: Freelist: size is 0 but should be 7"},
+		}, false, "Freelist: size is 0 but should be 7"},
 		{"cell pointers of a middle page", func(b []byte) []byte {
 			mid := len(b) / 2 / page * page
 			copy(b[mid+3:mid+5], []byte{0, 200}) // b-tree page header: number of cells
 			return b
-		}, "; and 97 more"},
+		}, false, "; and 97 more"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,18 +266,62 @@ func TestOpenRejectsCorruptDatabase(t *testing.T) {
 			if err := os.WriteFile(path, bad, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			s, err := Open(t.Context(), path)
-			if err == nil {
-				s.Close()
-				t.Fatal("Open succeeded, want ErrCorrupt")
+			defer func() {
+				if got := readFile(t, path); !bytes.Equal(got, bad) {
+					t.Errorf("the corrupt file was modified")
+				}
+			}()
+			wantErr := func(what string, err error) {
+				t.Helper()
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Errorf("%s: err = %v, want ErrCorrupt naming %s and saying %q", what, err, path, tt.wantMsg)
+				}
 			}
-			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Errorf("Open: err = %v, want ErrCorrupt naming %s and saying %q", err, path, tt.wantMsg)
+			if tt.atOpen {
+				for name, open := range map[string]func() (*Store, error){
+					"Open":         func() (*Store, error) { return Open(t.Context(), path) },
+					"OpenReadOnly": func() (*Store, error) { return OpenReadOnly(t.Context(), path, ReadOptions{}) },
+				} {
+					s, err := open()
+					if err == nil {
+						s.Close()
+						t.Fatalf("%s succeeded, want ErrCorrupt", name)
+					}
+					wantErr(name, err)
+				}
+				return
 			}
-			if got := readFile(t, path); !bytes.Equal(got, bad) {
-				t.Errorf("Open modified the file")
+			s, err := OpenReadOnly(t.Context(), path, ReadOptions{})
+			if err != nil {
+				t.Fatalf("OpenReadOnly: %v (its sanity check should not read every page)", err)
+			}
+			defer s.Close()
+			for _, how := range []IntegrityCheck{QuickCheck, FullCheck} {
+				err := s.CheckIntegrity(t.Context(), how)
+				if err == nil {
+					t.Fatalf("CheckIntegrity(%s) found nothing, want ErrCorrupt", how.pragma())
+				}
+				wantErr(how.pragma(), err)
+				if !strings.Contains(err.Error(), how.pragma()+": ") {
+					t.Errorf("CheckIntegrity: %v, want it to name %s", err, how.pragma())
+				}
 			}
 		})
+	}
+}
+
+// TestCheckIntegrityOfSoundDatabase: a sound database passes both checks.
+func TestCheckIntegrityOfSoundDatabase(t *testing.T) {
+	path, _ := writeRealDB(t, t.TempDir())
+	s, err := OpenReadOnly(t.Context(), path, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, how := range []IntegrityCheck{QuickCheck, FullCheck} {
+		if err := s.CheckIntegrity(t.Context(), how); err != nil {
+			t.Errorf("CheckIntegrity(%s): %v", how.pragma(), err)
+		}
 	}
 }
 

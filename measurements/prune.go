@@ -107,7 +107,8 @@ func (s *Store) RunSummary(ctx context.Context, id int64) (RunSummary, error) {
 	return rs, nil
 }
 
-// Compact gives the space of deleted rows back to the file system. VACUUM
+// Compact gives the space of deleted rows back to the file system: it
+// deletes the certificate chains no observation names any more, then VACUUM
 // rewrites the database without its free pages, through the WAL; a
 // truncating checkpoint then copies the rewrite into the file, shortens
 // it, and empties the WAL. While it works it needs free disk space about
@@ -116,6 +117,9 @@ func (s *Store) RunSummary(ctx context.Context, id int64) (RunSummary, error) {
 // finishing; the file then shrinks at a later checkpoint, and Compact
 // reports no error.
 func (s *Store) Compact(ctx context.Context) error {
+	if err := deleteUnusedChains(ctx, s.db); err != nil {
+		return fmt.Errorf("database %s: deleting the certificate chains of pruned observations: %w", s.path, err)
+	}
 	if _, err := s.db.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("database %s: reclaiming space: %w", s.path, err)
 	}

@@ -11,20 +11,35 @@ package measurements
 //
 // Open never writes to a file it has not vetted: it checks the SQLite
 // header and reachprobe's mark with plain file reads (Inspect, see
-// inspect.go), then runs PRAGMA quick_check and reads the schema version
-// over a read-only connection, and only then opens the file for writing.
-// A foreign, corrupt or newer file is reported (ErrForeign, ErrCorrupt,
-// ErrNewerSchema) and left as it was.
+// inspect.go), then sanity-checks the file (sanityCheck: the header's page
+// count against the file's size, the schema readable) and reads the schema
+// version over a read-only connection, and only then opens the file for
+// writing. A foreign, corrupt or newer file is reported (ErrForeign,
+// ErrCorrupt, ErrNewerSchema) and left as it was.
+//
+// # Integrity checks
+//
+// A check that reads every page costs time in the size of the file (about
+// 1.3 s a GB here, far more on an SD card), so it runs where it protects
+// data, not on every open: prune runs PRAGMA quick_check before it deletes
+// anything, and "reachprobe check" runs PRAGMA integrity_check
+// (CheckIntegrity). Open and OpenReadOnly only run sanityCheck, whose cost
+// does not grow with the file: a 100-byte header read and the schema page.
+// A reader that meets a damaged page later gets SQLite's "database disk
+// image is malformed" for that query, and the file is never written.
 //
 // OpenReadOnly is for the commands that only read: it never creates,
 // migrates, marks or changes the journal mode of a database, and reads
 // through the WAL a live or killed writer left.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -58,10 +73,10 @@ const (
 	headerSize  = 100
 )
 
-// quickCheckLines caps how many problems of a failed quick_check an error
+// checkLines caps how many problems of a failed integrity check an error
 // quotes: the first few say what is wrong, the rest (up to 100) mostly
 // repeat it cell by cell.
-const quickCheckLines = 3
+const checkLines = 3
 
 // Errors of Open and of the queries. Open's errors name the file.
 var (
@@ -130,11 +145,11 @@ type Store struct {
 // an earlier reachprobe (FileUnmarked) is marked once.
 //
 // An existing file is vetted before anything is written to it: a file
-// that is not a SQLite database or fails PRAGMA quick_check gives an error
-// wrapping ErrCorrupt, another program's database ErrForeign, a schema
-// newer than this reachprobe's ErrNewerSchema, and in each case the file
-// is not modified. The check reads every page of the file: about 0.2s for
-// a 150 MB database.
+// that is not a SQLite database or fails sanityCheck (truncated, schema
+// unreadable) gives an error wrapping ErrCorrupt, another program's
+// database ErrForeign, a schema newer than this reachprobe's
+// ErrNewerSchema, and in each case the file is not modified. The vetting
+// reads the header and the schema, not every page: CheckIntegrity does.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("measurements: empty database path")
@@ -291,8 +306,8 @@ func createFile(abs string) (fresh bool, err error) {
 }
 
 // vet checks an existing database Inspect has accepted, without
-// modifying it: integrity and schema version over the read-only
-// connection conn.
+// modifying it: sanity and schema version over the read-only connection
+// conn.
 func vet(ctx context.Context, path, conn string) error {
 	db, err := sql.Open("sqlite", conn)
 	if err != nil {
@@ -301,7 +316,7 @@ func vet(ctx context.Context, path, conn string) error {
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 
-	if err := quickCheck(ctx, db); err != nil {
+	if err := sanityCheck(ctx, path, db); err != nil {
 		if isCorruption(err) {
 			return corruptError(path, "%v", err)
 		}
@@ -320,12 +335,119 @@ func vet(ctx context.Context, path, conn string) error {
 	return nil
 }
 
-// quickCheck runs PRAGMA quick_check, which verifies the structure of every
-// b-tree page (but not index contents, which integrity_check also does at
-// several times the cost), and turns a report other than "ok" into an
-// error wrapping a corruption code.
-func quickCheck(ctx context.Context, db *sql.DB) error {
-	rows, err := db.QueryContext(ctx, "PRAGMA quick_check")
+// sanityCheck is the check of every open, whose cost does not grow with
+// the database: the pages the header says the file holds must be in the
+// file (a truncated copy or a full disk's short write fails here), and the
+// schema must parse (a damaged first page fails here). Damage inside the
+// file is CheckIntegrity's to find.
+func sanityCheck(ctx context.Context, path string, db *sql.DB) error {
+	if err := checkFileSize(path); err != nil {
+		return err
+	}
+	var tables int
+	return db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&tables)
+}
+
+// Offsets in the SQLite header (https://sqlite.org/fileformat.html).
+const (
+	headerPageSize     = 16 // big-endian uint16; 1 means 65536
+	headerChangeCount  = 24 // big-endian uint32
+	headerPageCount    = 28 // big-endian uint32, valid if headerValidFor matches headerChangeCount
+	headerValidFor     = 92 // big-endian uint32
+	walHeaderSize      = 32 // a WAL no longer than its header holds no frame
+	maxSQLitePageSize  = 65536
+	minSQLitePageSize  = 512
+	pageSizeMeans65536 = 1
+)
+
+// checkFileSize compares the size the header states (page count times
+// page size) with the file's. SQLite trusts the header's page count only
+// while its version-valid-for number equals its change counter, and a
+// WAL with frames may hold pages a crash kept from the file (a checkpoint
+// cut short), so either case passes. Sizes are int64: a year of history
+// is gigabytes, beyond a 32-bit int.
+func checkFileSize(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	header := make([]byte, headerSize)
+	if _, err := io.ReadFull(f, header); err != nil {
+		return &integrityError{pragma: "header", problems: []string{fmt.Sprintf("cannot read the %d-byte header: %v", headerSize, err)}}
+	}
+	pageSize := int64(binary.BigEndian.Uint16(header[headerPageSize:]))
+	if pageSize == pageSizeMeans65536 {
+		pageSize = maxSQLitePageSize
+	}
+	if pageSize < minSQLitePageSize || pageSize > maxSQLitePageSize || pageSize&(pageSize-1) != 0 {
+		return &integrityError{pragma: "header", problems: []string{fmt.Sprintf("page size %d is not a power of two from 512 to 65536", pageSize)}}
+	}
+	pages := int64(binary.BigEndian.Uint32(header[headerPageCount:]))
+	if pages == 0 || !bytes.Equal(header[headerValidFor:headerValidFor+4], header[headerChangeCount:headerChangeCount+4]) {
+		return nil
+	}
+	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > walHeaderSize {
+		return nil
+	}
+	if want := pages * pageSize; fi.Size() < want {
+		return &integrityError{pragma: "header", problems: []string{fmt.Sprintf(
+			"the header says %d pages of %d bytes (%d bytes), the file has %d: it was cut short", pages, pageSize, want, fi.Size())}}
+	}
+	return nil
+}
+
+// IntegrityCheck says how thoroughly CheckIntegrity reads the database.
+type IntegrityCheck int
+
+const (
+	// QuickCheck is PRAGMA quick_check: the structure of every b-tree
+	// page, in time linear in the file's size.
+	QuickCheck IntegrityCheck = iota
+	// FullCheck is PRAGMA integrity_check: also that every index agrees
+	// with its table, at several times the cost.
+	FullCheck
+)
+
+func (c IntegrityCheck) pragma() string {
+	if c == FullCheck {
+		return "integrity_check"
+	}
+	return "quick_check"
+}
+
+// CheckIntegrity reads every page of the database and returns an error
+// wrapping ErrCorrupt that quotes the first problems when SQLite finds
+// any; another error means the check could not run (I/O, cancellation).
+// It writes nothing.
+func (s *Store) CheckIntegrity(ctx context.Context, how IntegrityCheck) error {
+	if err := integrityCheck(ctx, s.db, how); err != nil {
+		if isCorruption(err) {
+			var ie *integrityError
+			if !errors.As(err, &ie) { // SQLite stopped the check itself
+				err = fmt.Errorf("%s: %w", how.pragma(), err)
+			}
+			return &openError{
+				msg: fmt.Sprintf("database %s is corrupt (%v); keep a copy of the file before anything writes to it: \"sqlite3 %s .recover\" may save what is readable, or move it aside to start a new one",
+					s.path, err, s.path),
+				sentinel: ErrCorrupt,
+			}
+		}
+		return fmt.Errorf("database %s: checking integrity: %w", s.path, err)
+	}
+	return nil
+}
+
+// integrityCheck runs PRAGMA quick_check or integrity_check and turns a
+// report other than "ok" into an error wrapping a corruption code.
+func integrityCheck(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, how IntegrityCheck) error {
+	rows, err := db.QueryContext(ctx, "PRAGMA "+how.pragma())
 	if err != nil {
 		return err
 	}
@@ -350,15 +472,18 @@ func quickCheck(ctx context.Context, db *sql.DB) error {
 	if len(problems) == 0 {
 		return nil
 	}
-	return &quickCheckError{problems: problems}
+	return &integrityError{pragma: how.pragma(), problems: problems}
 }
 
-// quickCheckError is a quick_check report other than "ok".
-type quickCheckError struct{ problems []string }
+// integrityError is an integrity check's report other than "ok".
+type integrityError struct {
+	pragma   string
+	problems []string
+}
 
-func (e *quickCheckError) Error() string {
-	shown := e.problems[:min(len(e.problems), quickCheckLines)]
-	msg := "quick_check: " + strings.Join(shown, "; ")
+func (e *integrityError) Error() string {
+	shown := e.problems[:min(len(e.problems), checkLines)]
+	msg := e.pragma + ": " + strings.Join(shown, "; ")
 	if more := len(e.problems) - len(shown); more > 0 {
 		msg += fmt.Sprintf("; and %d more", more)
 	}
@@ -368,8 +493,8 @@ func (e *quickCheckError) Error() string {
 // isCorruption reports whether err says the file's content is damaged or
 // not a database, as opposed to an I/O, permission or context error.
 func isCorruption(err error) bool {
-	var qc *quickCheckError
-	if errors.As(err, &qc) {
+	var ie *integrityError
+	if errors.As(err, &ie) {
 		return true
 	}
 	var se *sqlite.Error

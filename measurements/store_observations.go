@@ -28,12 +28,25 @@ func (s *Store) AddObservation(ctx context.Context, o *Observation) error {
 		}
 		started = sql.NullInt64{Int64: ns, Valid: true}
 	}
-	details, err := json.Marshal(observationDetails{DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN, Confirmation: o.Confirmation, PortCheck: o.PortCheck})
+	details, chain, err := encodeDetails(o)
 	if err != nil {
 		return fmt.Errorf("measurements: encoding observation details: %w", err)
 	}
-	// One statement outside an explicit transaction is committed on return.
-	res, err := s.db.ExecContext(ctx, `INSERT INTO observations
+	// The chain and the observation naming it go in one transaction, the
+	// chain first; without a chain, the one statement is its own.
+	var db execer = s.db
+	if len(chain) > 0 {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("storing %s observation of %s for run %d: %w", o.Step, o.Target, o.RunID, err)
+		}
+		defer tx.Rollback() // no-op after Commit
+		if _, err := storeChain(ctx, tx, chain); err != nil {
+			return fmt.Errorf("storing %s observation of %s for run %d: %w", o.Step, o.Target, o.RunID, err)
+		}
+		db = tx
+	}
+	res, err := db.ExecContext(ctx, `INSERT INTO observations
 	(run_id, step, grp, target, host, address, port, transport, repeat, control,
 	 started, duration_ns, failure, operation, skipped, details)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -45,6 +58,11 @@ func (s *Store) AddObservation(ctx context.Context, o *Observation) error {
 	id, err := res.LastInsertId()
 	if err != nil {
 		return fmt.Errorf("storing %s observation of %s for run %d: %w", o.Step, o.Target, o.RunID, err)
+	}
+	if tx, ok := db.(*sql.Tx); ok {
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("storing %s observation of %s for run %d: %w", o.Step, o.Target, o.RunID, err)
+		}
 	}
 	o.ID = id
 	return nil
@@ -60,7 +78,12 @@ FROM observations WHERE run_id = ? ORDER BY id`, runID)
 		return nil, fmt.Errorf("observations of run %d: %w", runID, err)
 	}
 	defer rows.Close()
-	var obs []Observation
+	var (
+		obs []Observation
+		// named are the details that name a chain, read once rows is
+		// closed: the Store has one connection.
+		named []*observationDetails
+	)
 	for rows.Next() {
 		var (
 			o        Observation
@@ -85,12 +108,22 @@ FROM observations WHERE run_id = ? ORDER BY id`, runID)
 		if err := json.Unmarshal([]byte(details), &d); err != nil {
 			return nil, fmt.Errorf("observations of run %d: observation %d: decoding details: %w", runID, o.ID, err)
 		}
+		if d.Chain != "" {
+			named = append(named, &d)
+		}
 		o.DNS, o.TCP, o.TLS, o.STUN = d.DNS, d.TCP, d.TLS, d.STUN
 		o.Confirmation, o.PortCheck = d.Confirmation, d.PortCheck
 		obs = append(obs, o)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("observations of run %d: %w", runID, err)
+	}
+	rows.Close()
+	chains := chainReader{db: s.db}
+	for _, d := range named {
+		if err := chains.fill(ctx, d); err != nil { // sets the chain of the Observation's TLS, which d shares
+			return nil, fmt.Errorf("observations of run %d: %w", runID, err)
+		}
 	}
 	if len(obs) == 0 {
 		// Tell a run without observations from no run at all.
@@ -112,6 +145,9 @@ type observationDetails struct {
 	// the details so that adding them needed no change of schema.
 	Confirmation bool `json:"confirmation,omitempty"`
 	PortCheck    bool `json:"port_check,omitempty"`
+	// Chain is the hex SHA-256 of the TLS peer's certificate chain, stored
+	// in chains (schema version 5); TLS then has no PeerCertificates.
+	Chain string `json:"chain,omitempty"`
 }
 
 // The instants unix nanoseconds in an int64 can represent.

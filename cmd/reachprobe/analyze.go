@@ -40,15 +40,32 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 	}
 
 	var out analyzeOutput
+	// Only the latest run's whole report is kept; the others keep what
+	// the history reads, so memory does not grow with their evidence, and
+	// come from the verdicts kept under this analysis when there are.
+	kept := map[int64][]byte{}
+	if since > 0 {
+		if kept, err = store.RunVerdicts(ctx, analysis.Version, runs[0].Started); err != nil {
+			return storeError(store, err)
+		}
+	}
 	judged := make([]analysis.RunVerdicts, 0, len(runs))
-	for _, r := range runs {
+	for i, r := range runs {
+		if doc, ok := kept[r.ID]; ok && i < len(runs)-1 {
+			rv, err := decodeVerdicts(r, doc)
+			if err != nil {
+				return storeError(store, err)
+			}
+			judged = append(judged, rv)
+			continue
+		}
 		rep, err := judgeRun(ctx, store, r)
 		if err != nil {
 			return err
 		}
-		judged = append(judged, analysis.RunVerdicts{Run: r, Report: rep})
+		out.Report = rep
+		judged = append(judged, analysis.ForHistory(r, rep))
 	}
-	out.Report = judged[len(judged)-1].Report
 	if since > 0 {
 		h := analysis.History(judged)
 		out.History = &h

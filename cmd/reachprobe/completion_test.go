@@ -236,7 +236,7 @@ func TestCompletionValues(t *testing.T) {
 		line []string
 		want []string
 	}{
-		{[]string{"reachprobe", ""}, []string{"run", "analyze", "report", "list", "show", "prune", "schedule", "config", "targets", "version", "completion"}},
+		{[]string{"reachprobe", ""}, []string{"run", "analyze", "report", "list", "show", "prune", "check", "schedule", "config", "targets", "version", "completion"}},
 		{[]string{"reachprobe", "analyze", "--format", ""}, []string{"text", "json"}},
 		{[]string{"reachprobe", "report", "--format", ""}, []string{"html", "csv", "json", "ooni"}},
 		{[]string{"reachprobe", "run", "--log-format", ""}, []string{"text", "json"}},

@@ -96,7 +96,7 @@ func runChild(t testing.TB, env []string, db string, args ...string) childRun {
 	r := childRun{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start), peakRSS: hwm.Load()}
 	r.code = cmd.ProcessState.ExitCode()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && r.peakRSS == 0 {
-		r.peakRSS = ru.Maxrss << 10 // Linux reports kilobytes
+		r.peakRSS = int64(ru.Maxrss) << 10 // Linux reports kilobytes; int32 on 32-bit ARM
 	}
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if fi, err := os.Stat(db + suffix); err == nil {

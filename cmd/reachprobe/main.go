@@ -54,6 +54,7 @@ func init() {
 		{"list", "list stored runs", cmdList},
 		{"show", "show one run's observations", cmdShow},
 		{"prune", "delete old observations, keeping each run's verdicts", cmdPrune},
+		{"check", "check the database's integrity, reading every page", cmdCheck},
 		{"schedule", "install, remove or check a scheduled run (systemd timer or cron)", cmdSchedule},
 		{"config", "show the effective settings and where each came from", cmdConfig},
 		{"targets", "print the catalog in use", cmdTargets},

@@ -179,7 +179,8 @@ func pruneDatabase(ctx context.Context, env *environ, store *measurements.Store,
 
 // pruneStore summarises and prunes every finished run started before
 // cutoff that still has observations, oldest first, then compacts the
-// file if anything was pruned. A run whose summary cannot be made keeps
+// file if anything was pruned. When there is something to prune, it runs
+// PRAGMA quick_check first and prunes nothing from a corrupt file. A run whose summary cannot be made keeps
 // its observations and is listed in Kept. On an error, the runs pruned
 // before it stay pruned.
 func pruneStore(ctx context.Context, store *measurements.Store, cutoff, now time.Time, dryRun bool) (pruneResult, error) {
@@ -193,9 +194,18 @@ func pruneStore(ctx context.Context, store *measurements.Store, cutoff, now time
 	if err != nil {
 		return res, err
 	}
+	checked := false
 	for _, r := range runs {
 		if !r.Started.Before(cutoff) || r.Observations == 0 || r.Status == measurements.RunRunning {
 			continue
+		}
+		if !dryRun && !checked {
+			// Deleting and compacting a damaged file could lose what is
+			// still readable: check every page before the first delete.
+			if err := store.CheckIntegrity(ctx, measurements.QuickCheck); err != nil {
+				return res, fmt.Errorf("nothing was pruned: %w", err)
+			}
+			checked = true
 		}
 		if dryRun {
 			res.RunIDs = append(res.RunIDs, r.ID)

@@ -61,6 +61,14 @@ func cmdReport(ctx context.Context, env *environ, args []string) error {
 	}
 
 	l := &runLoader{store: store, targets: map[string][]measurements.Target{}}
+	if *format == formatHTML && len(runs) > 1 {
+		// The page shows the latest run's evidence and the others'
+		// verdicts: those kept need no judging again.
+		if l.kept, err = store.RunVerdicts(ctx, analysis.Version, runs[0].Started); err != nil {
+			return storeError(store, err)
+		}
+		l.latest = runs[len(runs)-1].ID
+	}
 	write := func(w io.Writer) error {
 		source := l.runs(ctx, runs)
 		switch *format {
@@ -114,6 +122,10 @@ func writeHTML(w io.Writer, runs export.Runs, now time.Time) error {
 		if err != nil {
 			return err
 		}
+		// Only the latest run's whole report is kept (it is the last).
+		if n := len(in.Runs); n > 0 {
+			in.Runs[n-1] = analysis.ForHistory(in.Runs[n-1].Run, in.Runs[n-1].Report)
+		}
 		in.Runs = append(in.Runs, analysis.RunVerdicts{Run: r.Run, Report: r.Report})
 		in.Evidence = r.Observations
 		id := r.Network.Normalized()
@@ -161,6 +173,11 @@ type runLoader struct {
 	store *measurements.Store
 	// targets caches parsed catalogs by digest: runs share a few.
 	targets map[string][]measurements.Target
+	// kept, when set, are verdicts kept under this analysis by run id
+	// (see verdicts.go): a run in it other than latest is loaded as them
+	// alone, without observations, for the HTML report's timeline.
+	kept   map[int64][]byte
+	latest int64
 }
 
 // runs yields each of list loaded and judged; the first error ends it.
@@ -187,6 +204,14 @@ func (l *runLoader) load(ctx context.Context, run measurements.Run) (export.Run,
 		return export.Run{}, err
 	}
 	r := export.Run{Run: run, Network: id, Targets: targets}
+	if doc, ok := l.kept[run.ID]; ok && run.ID != l.latest {
+		rv, err := decodeVerdicts(run, doc)
+		if err != nil {
+			return export.Run{}, storeError(l.store, err)
+		}
+		r.Report = rv.Report
+		return r, nil
+	}
 	if run.Observations == 0 {
 		r.Report, err = judgeRun(ctx, l.store, run)
 		return r, err

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ const benchRuns = 1000
 // handshakes with 2048-bit RSA chains, QUIC, STUN, skipped IPv6), and
 // reports the size of what it writes.
 func BenchmarkReport1000Runs(b *testing.B) {
-	db := buildBenchDB(b, benchRuns)
+	db := cachedBenchDB(b, benchRuns)
 	fi, err := os.Stat(db)
 	if err != nil {
 		b.Fatal(err)
@@ -134,6 +135,100 @@ SELECT ?, step, grp, target, host, address, port, transport, repeat, control, st
 		b.Fatal(err)
 	}
 	return db
+}
+
+// storageBenchRuns is how many runs BenchmarkStorage stores: enough that
+// the schema and the catalog's text are a small part of the file.
+const storageBenchRuns = 200
+
+// BenchmarkStorage reports what a run of the default catalog (clean,
+// SNI-filtered, NXDOMAIN and silent-relay variants in turn) costs in the
+// database: the file's bytes over the runs, after a checkpoint.
+func BenchmarkStorage(b *testing.B) {
+	for b.Loop() {
+		db := buildBenchDB(b, storageBenchRuns)
+		fi, err := os.Stat(db)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(fi.Size())/storageBenchRuns, "bytes/run")
+	}
+}
+
+// listBenchRuns is how many runs BenchmarkList lists: more than a year of
+// hourly runs.
+const listBenchRuns = 10000
+
+// BenchmarkList times "reachprobe list" and "list --json" over
+// listBenchRuns runs of the default catalog (3.5 million observations).
+func BenchmarkList(b *testing.B) {
+	db := cachedBenchDB(b, listBenchRuns)
+	for _, args := range [][]string{{"list", "--db", db}, {"list", "--json", "--db", db}} {
+		b.Run(strings.Join(args[:len(args)-2], "_"), func(b *testing.B) {
+			for b.Loop() {
+				env := &environ{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+				if code := runMain(b.Context(), env, args); code != exitOK {
+					b.Fatalf("%v: exit %d", args, code)
+				}
+			}
+		})
+	}
+}
+
+// benchCacheEnv names the directory where cachedBenchDB keeps the
+// databases it builds; "make bench" sets it (BENCH_CACHE in the Makefile).
+const benchCacheEnv = "REACHPROBE_BENCH_CACHE"
+
+// benchDBVersion changes when buildBenchDB's runs change, so a cached
+// database of the old runs is rebuilt.
+const benchDBVersion = 1
+
+// cachedBenchDB is buildBenchDB(b, n), kept in $REACHPROBE_BENCH_CACHE
+// when that is set (building a year of runs takes minutes) and reused
+// while the builder and the schema are the same. The cached file is
+// copied, so a benchmark that writes (prune) leaves it as it was.
+func cachedBenchDB(b *testing.B, n int) string {
+	b.Helper()
+	dir := os.Getenv(benchCacheEnv)
+	if dir == "" {
+		return buildBenchDB(b, n)
+	}
+	cached := filepath.Join(dir, fmt.Sprintf("bench-%d-runs-v%d-schema%d.db", n, benchDBVersion, measurements.SchemaVersion()))
+	if _, err := os.Stat(cached); err != nil {
+		built := buildBenchDB(b, n)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		if err := copyFile(built, cached+".tmp"); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.Rename(cached+".tmp", cached); err != nil {
+			b.Fatal(err)
+		}
+	}
+	db := filepath.Join(b.TempDir(), "reachprobe.db")
+	if err := copyFile(cached, db); err != nil {
+		b.Fatal(err)
+	}
+	return db
+}
+
+// copyFile copies a closed database (no WAL) from src to dst.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // benchObservationCount counts the observations stored in db.

@@ -227,6 +227,12 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	if !errors.Is(runErr, runner.ErrRecord) {
 		tellVerdicts(ctx, env, log, store, dbPath, runID, summary, show)
 	}
+	if result == nil {
+		// The history reads these instead of judging each run again.
+		if _, err := keepVerdicts(ctx, store); err != nil {
+			log.warn(fmt.Sprintf("keeping the runs' verdicts for the history: %v", err))
+		}
+	}
 	return result
 }
 

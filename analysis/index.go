@@ -68,6 +68,9 @@ type attempt struct {
 	connect *measurements.Observation // the TCP connect
 	control *measurements.Observation // the handshake with the control server name
 	main    *measurements.Observation // the handshake with the target name, the QUIC or STUN step
+	// arrival is the UDP endpoint's arrival step: datagrams of several
+	// kinds and what each drew.
+	arrival *measurements.Observation
 }
 
 // endpointObs gathers an endpoint's observations by repetition.
@@ -174,6 +177,10 @@ func buildIndex(in Input) *index {
 		a := e.at(o.Repeat)
 		a.confirm = a.confirm || o.Confirmation
 		switch {
+		case o.Step == measurements.StepArrival:
+			if o.Arrival != nil {
+				a.arrival = first(a.arrival, o)
+			}
 		case o.Step == measurements.StepTCP:
 			a.connect = first(a.connect, o)
 		case o.Control:
@@ -237,7 +244,7 @@ func kindOf(o *measurements.Observation, t *measurements.Target) string {
 		return transportTCP
 	case measurements.StepQUIC:
 		return transportQUIC
-	case measurements.StepUDP:
+	case measurements.StepUDP, measurements.StepArrival:
 		return transportUDP
 	}
 	return string(o.Step)

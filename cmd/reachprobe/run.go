@@ -55,6 +55,7 @@ type runOptions struct {
 	pruneOlderThan ageFlag
 	stunServer     string
 	noNetworkID    bool
+	noPathProbes   bool
 }
 
 // newRunFlagSet makes a flag set with run's flags that the config file can
@@ -74,6 +75,7 @@ func newRunFlagSet(env *environ, name, args, about string, o *runOptions) *flag.
 	fs.DurationVar(&o.timeout, "timeout", 0, "deadline for the whole run (default 2m per repetition plus the spacing)")
 	fs.Var(&o.logFormat, "log-format", "`FORMAT` of what is written to standard error: text, or json (one object per line and event)")
 	fs.StringVar(&o.stunServer, "stun-server", defaultSTUNServer, "STUN server (`HOST:PORT`, the name resolved with the system resolver) that tells the probe's public address during the run, to look up its network (AS, country); the address itself is never stored")
+	fs.BoolVar(&o.noPathProbes, "no-path-probes", false, "send no arrival datagrams (QUIC Initials of a reserved version, random bytes) and no TTL-limited traces: FaceTime's verdict and the place of a block then rest on less evidence")
 	fs.BoolVar(&o.noNetworkID, "no-network-id", false, "do not look up the network measured from (no STUN request): it is recorded as AS0 / ZZ")
 	fs.StringVar(&o.config, "config", "", "config `FILE` (default "+configFileHelp+"); flags override it")
 	return fs
@@ -186,6 +188,7 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		Catalog: cat, Resolver: resolver, DoHURLs: doh, RootCAs: roots, Apple: apple,
 		Parallel: o.parallel, Repeat: o.repeat, RepeatSpacing: spacing,
 		Recorder: store, RunID: runID, Progress: func(p runner.Progress) { tally.add(p.Last); prog.update(p) },
+		NoPathProbes: o.noPathProbes,
 	}
 	if o.confirmDelay > 0 {
 		r.ConfirmDelay = o.confirmDelay

@@ -145,11 +145,15 @@ func (j *endpointJudge) judgeArrival(r *judged, ts tries) bool {
 	r.v.Attempts, r.tries = max(n, af.tries), max(n, af.tries)
 	r.setFailure(ts)
 	where := hostPort(r.v.Address, r.v.Port)
+	host := "the host"
+	if isAppleTarget(r.e.target) {
+		host = "Apple's host"
+	}
 	isFT := func(k string) bool { return slices.Contains(facetimeKinds, k) }
 	if ft := af.arrivedKinds(isFT); len(ft) > 0 {
 		r.v.Verdict, r.v.Failure, r.v.Operation = VerdictOK, "", ""
 		r.v.Successes = af.kinds[ft[0]].arrived
-		r.v.Evidence = fmt.Sprintf("a datagram reached the host at %s: %s; the UDP path a call needs works", where, phrases(af, ft))
+		r.v.Evidence = fmt.Sprintf("a datagram reached %s at %s: %s; the UDP path a call needs works", host, where, phrases(af, ft))
 		return true
 	}
 	others := af.arrivedKinds(nil)
@@ -158,15 +162,15 @@ func (j *endpointJudge) judgeArrival(r *judged, ts tries) bool {
 	if !answered || len(silent) == 0 {
 		r.v.Verdict, r.v.Failure, r.v.Operation = VerdictOK, "", ""
 		r.v.Successes = af.kinds[others[0]].arrived
-		r.v.Evidence = fmt.Sprintf("a datagram reached the host at %s: %s; the kinds FaceTime sends drew nothing, which the host's limit on ICMP errors explains as well as a filter: the UDP path to the host works", where, phrases(af, others))
+		r.v.Evidence = fmt.Sprintf("a datagram reached %s at %s: %s; the kinds FaceTime sends drew nothing, which the host's limit on ICMP errors explains as well as a filter: the UDP path to the host works", host, where, phrases(af, others))
 		return true
 	}
 	var names []string
 	for _, k := range silent {
 		names = append(names, kindName(k))
 	}
-	what := fmt.Sprintf("the host at %s answered %s, while %s, the same size, drew nothing in %d of %d tries: the datagrams FaceTime sends are dropped on the way, or the host ignores them",
-		where, phrases(af, others), strings.Join(names, " and "), af.tries, af.tries)
+	what := fmt.Sprintf("%s at %s answered %s, while %s, the same size, drew nothing in %d of %d tries: the datagrams FaceTime sends are dropped on the way, or the host ignores them",
+		host, where, phrases(af, others), strings.Join(names, " and "), af.tries, af.tries)
 	r.v.Successes = 0
 	r.lossLike = true
 	if ctl := j.controlArrival(r, silent); ctl != "" {
@@ -219,7 +223,7 @@ func arrivalSilence(e *endpointObs) string {
 	if af.tries == 0 {
 		return ""
 	}
-	s := fmt.Sprintf("none of %d kinds of datagram (STUN, QUIC of a reserved version, QUIC v1, random bytes) drew an answer or an ICMP error from the host in %d tries", len(af.kinds), af.tries)
+	s := fmt.Sprintf("none of %d kinds of datagram (STUN, QUIC of a reserved version, QUIC v1, random bytes) drew an answer or an ICMP error from the host in %d %s", len(af.kinds), af.tries, map[bool]string{true: "try", false: "tries"}[af.tries == 1])
 	if af.icmpSkipped {
 		s += " (ICMP errors could not be read here)"
 	}

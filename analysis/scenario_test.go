@@ -128,6 +128,12 @@ type world struct {
 	// it.
 	portCheck func(s *stepCtx)
 	rng       *mrand.Rand
+	// arrival, when set, makes the generator record an arrival step after
+	// the STUN step of every call endpoint and of a control STUN server
+	// on a call port, as the runner does, and rewrites each kind's
+	// evidence: prefilled as silence, a control known to answer STUN
+	// answering the STUN kind.
+	arrival func(s *stepCtx, k *measurements.ArrivalKind)
 	// confirming is set while the confirmation pass is synthesised.
 	confirming bool
 
@@ -421,6 +427,56 @@ func (w *world) endpoint(t *measurements.Target, repeat int, addr netip.Addr, po
 			u.Failure, u.Operation, u.Duration, u.STUN.Attempts = failTimeout, "read", stepTimeout, 4
 		}
 		run(u)
+		if w.arrival != nil && w.wantsArrival(t, port) {
+			a := base
+			a.Step, a.Transport, a.Duration = measurements.StepArrival, "udp", 3500*time.Millisecond
+			a.Arrival = &measurements.ArrivalDetails{}
+			s := &stepCtx{t: t, repeat: repeat, confirm: w.confirming, addr: addr, real: real, o: &a}
+			for _, kind := range []string{measurements.ArrivalSTUN, measurements.ArrivalQUICReserved, measurements.ArrivalQUICv1, measurements.ArrivalRandom} {
+				k := measurements.ArrivalKind{Kind: kind, Sent: 3, Size: 1200, Evidence: measurements.ArrivalSilence}
+				if real && t.STUNAnswers && kind == measurements.ArrivalSTUN {
+					k.Sent, k.Evidence, k.Answers, k.AnswerBytes, k.STUNClass = 1, measurements.ArrivalAnswer, 1, 32, "success"
+				}
+				if real {
+					w.arrival(s, &k)
+				}
+				a.Arrival.Kinds = append(a.Arrival.Kinds, k)
+			}
+			w.record(a)
+		}
+	}
+}
+
+// wantsArrival mirrors the runner: call endpoints, and control STUN
+// servers on a port of a call target.
+func (w *world) wantsArrival(t *measurements.Target, port int) bool {
+	switch t.Group {
+	case measurements.GroupCall:
+		return true
+	case measurements.GroupControl:
+		for _, c := range w.targets {
+			if c.Group == measurements.GroupCall && slices.Contains(c.Ports, port) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Arrival hooks: what Apple's host does with each kind of datagram.
+
+// kindPortUnreachable makes k draw an ICMP port unreachable from the target.
+func kindPortUnreachable(k *measurements.ArrivalKind) {
+	k.Sent, k.Evidence = 1, measurements.ArrivalPortUnreachable
+	k.ICMP = &measurements.ICMPDetails{Type: 3, Code: 3, FromTarget: true}
+}
+
+// kindAnswered makes k draw an answer; a reserved QUIC version's is a valid
+// Version Negotiation.
+func kindAnswered(k *measurements.ArrivalKind) {
+	k.Sent, k.Evidence, k.Answers, k.AnswerBytes = 1, measurements.ArrivalAnswer, 1, 1200
+	if k.Kind == measurements.ArrivalQUICReserved {
+		k.VersionNegotiation, k.AnswerBytes = "valid", 43
 	}
 }
 

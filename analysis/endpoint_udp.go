@@ -176,6 +176,9 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 		j.udpRejected(r, ts)
 	case classUDPSilence:
 		what := fmt.Sprintf("no STUN answer from %s in %d of %d tries", where, n, n)
+		if j.judgeTrace(r, what) {
+			return
+		}
 		if j.udpPortScope(r, what) {
 			return
 		}
@@ -184,6 +187,9 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 			r.v.Evidence = what + "; this server is not known to answer STUN, so its silence proves nothing"
 			if s := arrivalSilence(r.e); s != "" {
 				r.v.Evidence += "; " + s + ": Apple's hosts may ignore datagrams they do not expect, and without path evidence silence says nothing of a block"
+			}
+			if s := traceUnknown(r.e); s != "" {
+				r.v.Evidence += "; " + s
 			}
 			return
 		}

@@ -80,6 +80,9 @@ type endpointObs struct {
 	addr     netip.Addr
 	skipped  string
 	attempts []*attempt // sorted by repeat
+	// traces are the TTL-limited traces of the endpoint's flow, made in
+	// the confirmation pass.
+	traces []*measurements.Observation
 }
 
 func (e *endpointObs) at(repeat int) *attempt {
@@ -170,6 +173,12 @@ func buildIndex(in Input) *index {
 			ix.endpoints[key] = e
 			ix.endpointIDs = append(ix.endpointIDs, key)
 		}
+		if o.Step == measurements.StepTrace {
+			if o.Trace != nil && len(e.traces) < maxTracesPerEndpoint {
+				e.traces = append(e.traces, o)
+			}
+			continue
+		}
 		if o.Skipped != "" {
 			e.skipped = o.Skipped
 			continue
@@ -245,6 +254,11 @@ func kindOf(o *measurements.Observation, t *measurements.Target) string {
 	case measurements.StepQUIC:
 		return transportQUIC
 	case measurements.StepUDP, measurements.StepArrival:
+		return transportUDP
+	case measurements.StepTrace:
+		if o.Trace != nil && o.Trace.Test.Network == transportTCP {
+			return transportTCP
+		}
 		return transportUDP
 	}
 	return string(o.Step)

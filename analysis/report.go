@@ -86,6 +86,7 @@ const (
 	MethodTLSInterception = "tls.interception" // a certificate chain that is not the server's
 	MethodQUICTimeout     = "quic.timeout"     // QUIC silent while TCP to the same server or QUIC to a control host works
 	MethodUDPTimeout      = "udp.timeout"      // STUN silent where an answer is expected and other UDP gets through
+	MethodUDPPathDrop     = "udp.path_drop"    // UDP to Apple stops at a hop outside Apple's networks while UDP to a control address passes it
 	MethodUDPPayload      = "udp.payload"      // the datagram kinds FaceTime sends are dropped while another kind of the same size reaches Apple's host
 	MethodUDPRejected     = "udp.rejected"     // a firewall rejects UDP (ICMP administratively prohibited, or unreachable from another address) while other UDP gets through
 	MethodTLSBlockPage    = "tls.blockpage"    // a middlebox answers the ClientHello with an HTTP page while control hosts' handshakes verify

@@ -24,10 +24,13 @@ const (
 	// StepArrival: datagrams of several kinds sent to one UDP address and
 	// port, and what each drew (ArrivalDetails).
 	StepArrival Step = "arrival"
+	// StepTrace: a TTL-limited trace of one flow against a control flow,
+	// and where the first stops (TraceDetails).
+	StepTrace Step = "trace"
 )
 
 // Steps lists every Step, for validation and iteration.
-var Steps = []Step{StepDNS, StepTCP, StepTLS, StepQUIC, StepUDP, StepArrival}
+var Steps = []Step{StepDNS, StepTCP, StepTLS, StepQUIC, StepUDP, StepArrival, StepTrace}
 
 // Groups of targets in a catalog.
 const (
@@ -101,6 +104,8 @@ type Observation struct {
 	STUN *STUNDetails `json:",omitempty"`
 	// Arrival is set for StepArrival.
 	Arrival *ArrivalDetails `json:",omitempty"`
+	// Trace is set for StepTrace. Address and Port are the test flow's.
+	Trace *TraceDetails `json:",omitempty"`
 }
 
 // Succeeded reports whether the step was attempted and did not fail.
@@ -340,6 +345,75 @@ func (k ArrivalKind) Arrived() bool {
 		return true
 	}
 	return false
+}
+
+// TraceDetails records one TTL-limited trace: a test flow (the one
+// suspected blocked) probed side by side with a control flow, hop by hop.
+//
+// Hop addresses are kept here because mapping them to networks needs
+// them, but they are never exported: the first hops identify the
+// volunteer. Exports give hop numbers, AS numbers and AS names only.
+type TraceDetails struct {
+	Test    TraceFlow `json:"test"`
+	Control TraceFlow `json:"control"`
+	// ControlTarget names the catalog target whose address the control
+	// flow went to; the test's own target for a control to the same
+	// address.
+	ControlTarget string     `json:"control_target,omitempty"`
+	Hops          []TraceHop `json:"hops"`
+	Stop          TraceStop  `json:"stop"`
+	Probes        int        `json:"probes"`
+	// Skipped says why no probe could be read (no IP_RECVERR); Failure a
+	// local failure or an interruption; BudgetSpent that the run's budget
+	// of path probes ran out before the trace was complete.
+	Skipped     string `json:"skipped,omitempty"`
+	Failure     string `json:"failure,omitempty"`
+	BudgetSpent bool   `json:"budget_spent,omitempty"`
+}
+
+// TraceFlow is one flow of a trace.
+type TraceFlow struct {
+	Network string `json:"network"` // "udp" or "tcp" (a SYN)
+	Address string `json:"address"` // the flow's destination
+	Port    int    `json:"port"`
+}
+
+// Replies of a TraceHop.
+const (
+	TraceReplyNone         = "none"          // nothing within the wait
+	TraceReplyTimeExceeded = "time_exceeded" // a router at this TTL answered
+	TraceReplyDestination  = "destination"   // the destination answered
+	TraceReplyReset        = "reset"         // a TCP SYN drew a RST
+	TraceReplyUnreachable  = "unreachable"   // an ICMP unreachable from a host that is not the destination
+)
+
+// TraceHop is one TTL-limited probe.
+type TraceHop struct {
+	TTL   int    `json:"ttl"`
+	Role  string `json:"role"` // "test" or "control"
+	Reply string `json:"reply"`
+	// Addr is who answered; empty for silence. Never exported.
+	Addr   string `json:"addr,omitempty"`
+	ASN    uint   `json:"asn,omitempty"`
+	ASName string `json:"as_name,omitempty"`
+	// Private says Addr is private or reserved space: the volunteer's own
+	// network (a home router, a school's or an office's).
+	Private bool `json:"private,omitempty"`
+}
+
+// TraceStop is where the test flow stops, when the trace could place it.
+type TraceStop struct {
+	Known bool `json:"known"`
+	// Hop is the last router that saw the test flow (0: none did).
+	Hop    int    `json:"hop"`
+	Addr   string `json:"addr,omitempty"` // never exported
+	ASN    uint   `json:"asn,omitempty"`
+	ASName string `json:"as_name,omitempty"`
+	// Private says the stop's address is private or reserved space.
+	Private        bool   `json:"private,omitempty"`
+	Rejected       bool   `json:"rejected,omitempty"`
+	DestinationHop int    `json:"destination_hop,omitempty"`
+	Reason         string `json:"reason"`
 }
 
 // Run statuses.

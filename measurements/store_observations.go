@@ -28,7 +28,7 @@ func (s *Store) AddObservation(ctx context.Context, o *Observation) error {
 		}
 		started = sql.NullInt64{Int64: ns, Valid: true}
 	}
-	details, err := json.Marshal(observationDetails{DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN, Arrival: o.Arrival, Confirmation: o.Confirmation, PortCheck: o.PortCheck})
+	details, err := json.Marshal(observationDetails{DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN, Arrival: o.Arrival, Trace: o.Trace, Confirmation: o.Confirmation, PortCheck: o.PortCheck})
 	if err != nil {
 		return fmt.Errorf("measurements: encoding observation details: %w", err)
 	}
@@ -85,7 +85,7 @@ FROM observations WHERE run_id = ? ORDER BY id`, runID)
 		if err := json.Unmarshal([]byte(details), &d); err != nil {
 			return nil, fmt.Errorf("observations of run %d: observation %d: decoding details: %w", runID, o.ID, err)
 		}
-		o.DNS, o.TCP, o.TLS, o.STUN, o.Arrival = d.DNS, d.TCP, d.TLS, d.STUN, d.Arrival
+		o.DNS, o.TCP, o.TLS, o.STUN, o.Arrival, o.Trace = d.DNS, d.TCP, d.TLS, d.STUN, d.Arrival, d.Trace
 		o.Confirmation, o.PortCheck = d.Confirmation, d.PortCheck
 		obs = append(obs, o)
 	}
@@ -109,6 +109,7 @@ type observationDetails struct {
 	TLS     *TLSDetails     `json:"tls,omitempty"`
 	STUN    *STUNDetails    `json:"stun,omitempty"`
 	Arrival *ArrivalDetails `json:"arrival,omitempty"`
+	Trace   *TraceDetails   `json:"trace,omitempty"`
 	// Confirmation and PortCheck are the Observation's flags: kept with
 	// the details so that adding them needed no change of schema.
 	Confirmation bool `json:"confirmation,omitempty"`

@@ -1,0 +1,163 @@
+package analysis
+
+import (
+	"fmt"
+
+	"github.com/reachprobe/reachprobe/measurements"
+)
+
+// maxTracesPerEndpoint bounds the traces read per endpoint: the runner
+// makes two (a control to the same address over TCP, one to a control
+// address over UDP); a stored run with more is not the runner's.
+const maxTracesPerEndpoint = 4
+
+// traceFacts are an endpoint's traces, by the control they compare with.
+type traceFacts struct {
+	same  *measurements.TraceDetails // control over TCP to the same address
+	other *measurements.TraceDetails // control over UDP to another address, on the same port
+}
+
+func tracesOf(e *endpointObs) traceFacts {
+	var tf traceFacts
+	for _, o := range e.traces {
+		t := o.Trace
+		if t.Skipped != "" {
+			continue
+		}
+		switch {
+		case t.Control.Address == t.Test.Address && t.Control.Network == transportTCP && tf.same == nil:
+			tf.same = t
+		case t.Control.Address != t.Test.Address && t.Control.Network == t.Test.Network && t.Control.Port == t.Test.Port && tf.other == nil:
+			tf.other = t
+		}
+	}
+	return tf
+}
+
+// lastSeen is the farthest TTL at which role's probes drew an answer
+// (time exceeded, or the destination's).
+func lastSeen(t *measurements.TraceDetails, role string) int {
+	last := 0
+	for _, h := range t.Hops {
+		if h.Role == role && (h.Reply == measurements.TraceReplyTimeExceeded || h.Reply == measurements.TraceReplyDestination) {
+			last = max(last, h.TTL)
+		}
+	}
+	return last
+}
+
+// ownASN is the AS of the first public hop any flow of t saw: the
+// network the volunteer is on, as the path shows it; 0 when unknown.
+func ownASN(t *measurements.TraceDetails) uint {
+	best, asn := 0, uint(0)
+	for _, h := range t.Hops {
+		if h.Private || h.ASN == 0 || h.Reply != measurements.TraceReplyTimeExceeded {
+			continue
+		}
+		if best == 0 || h.TTL < best {
+			best, asn = h.TTL, h.ASN
+		}
+	}
+	return asn
+}
+
+// placeWords names where a stop is: its hop, and its network.
+func placeWords(t *measurements.TraceDetails) string {
+	s := t.Stop
+	switch {
+	case s.Hop == 0:
+		return "before the first router (on this computer or its own link)"
+	case s.Private:
+		return fmt.Sprintf("at hop %d, a router with a private address: inside the network you are connected to (a home router's, a school's or an office's rules), not the internet provider's", s.Hop)
+	case s.ASN == 0:
+		return fmt.Sprintf("at hop %d, a router whose network is unknown", s.Hop)
+	}
+	w := fmt.Sprintf("at hop %d, inside AS%d", s.Hop, s.ASN)
+	if s.ASName != "" {
+		w += " (" + s.ASName + ")"
+	}
+	if own := ownASN(t); own == s.ASN {
+		w += ", the network you are on"
+	}
+	return w + "; a router at the border between two networks may carry its neighbour's AS, so the AS is a hint"
+}
+
+// judgeTrace judges a silent UDP endpoint of Apple's by its traces. It
+// returns true when they decided:
+//
+//   - blocked (a candidate, MethodUDPPathDrop) when the UDP flow to
+//     Apple's address stops at a hop outside Apple's networks while UDP
+//     on the same port toward a control address passes that hop; TCP to
+//     the same address passing it too says UDP is targeted, TCP stopping
+//     there says the address is blocked outright;
+//   - restricted, this network's policy, when UDP on the port stops at
+//     the same hop toward the control address too, while TCP to Apple's
+//     address passes it;
+//   - a stop inside Apple's networks is Apple's hosts ignoring the flow.
+//
+// An unknown place decides nothing: it is said, never read as blocking.
+func (j *endpointJudge) judgeTrace(r *judged, what string) bool {
+	if !isAppleTarget(r.e.target) || len(r.e.traces) == 0 {
+		return false
+	}
+	tf := tracesOf(r.e)
+	if tf.other != nil && tf.other.Stop.Known {
+		s := tf.other.Stop
+		if appleASNs[s.ASN] {
+			r.v.Verdict = VerdictInconclusive
+			r.v.Evidence = what + fmt.Sprintf("; the datagrams reach Apple's own network (hop %d, AS%d) and go no further, while UDP to %s passes: Apple's hosts ignoring them, not a block on the way", s.Hop, s.ASN, tf.other.ControlTarget)
+			return true
+		}
+		how := "TCP to the same address was not traced past that hop"
+		if tf.same != nil {
+			switch {
+			case tf.same.Stop.Known && tf.same.Stop.Hop == s.Hop:
+				how = "TCP to the same address passes that hop: UDP is what is targeted"
+			case lastSeen(tf.same, "control") <= s.Hop:
+				how = "TCP to the same address stops there too: the Apple address is blocked outright"
+			}
+		}
+		r.candidate, r.lossLike = MethodUDPPathDrop, false
+		r.v.Control = fmt.Sprintf("UDP on the same port to %s, not Apple's, passes that hop; %s", tf.other.ControlTarget, how)
+		r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's call servers is dropped %s; %s", placeWords(tf.other), r.v.Control)
+		return true
+	}
+	if tf.same != nil && tf.same.Stop.Known {
+		s := tf.same.Stop
+		h := lastSeen(tf.same, "test")
+		if tf.other != nil && h == s.Hop && lastSeen(tf.other, "control") == s.Hop && lastSeen(tf.other, "test") == s.Hop {
+			r.v.Verdict, r.v.Scope = VerdictRestricted, ScopeNetworkPolicy
+			r.v.Evidence = what + fmt.Sprintf("; UDP on port %d stops %s toward %s, not Apple's, as toward Apple, while TCP to Apple's address passes that hop: this network's policy for every destination, not a block aimed at Apple", r.v.Port, placeWords(tf.same), tf.other.ControlTarget)
+			return true
+		}
+		if appleASNs[s.ASN] {
+			r.v.Verdict = VerdictInconclusive
+			r.v.Evidence = what + fmt.Sprintf("; the datagrams reach Apple's own network (hop %d, AS%d) and go no further: Apple's hosts ignoring them, not a block on the way", s.Hop, s.ASN)
+			return true
+		}
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = what + fmt.Sprintf("; UDP to this address stops %s while TCP to it passes, but no UDP toward another address was traced past that hop, so whether the network drops UDP on this port for everyone is unknown: not called blocked", placeWords(tf.same))
+		return true
+	}
+	return false
+}
+
+// traceUnknown says, for an endpoint's evidence, that its traces could
+// not place a stop; "" when it had none.
+func traceUnknown(e *endpointObs) string {
+	if len(e.traces) == 0 {
+		return ""
+	}
+	tf := tracesOf(e)
+	reason := "routers sent no ICMP, or the flows did not differ"
+	for _, t := range []*measurements.TraceDetails{tf.other, tf.same} {
+		if t != nil && t.Stop.Reason != "" {
+			reason = t.Stop.Reason
+			break
+		}
+	}
+	if tf.same == nil && tf.other == nil {
+		reason = "the traces could not be made here"
+	}
+	return "where the datagrams stop is unknown (" + reason + "); an unknown place is never read as blocking"
+}

@@ -108,9 +108,12 @@ func Candidates(in Input) Confirmation {
 		if method == "" {
 			method = r.v.Suspected
 		}
-		if method == "" && slices.ContainsFunc(traced, func(t TraceRequest) bool {
-			return t.Target == r.e.key.target && t.Address == r.e.key.address && t.Port == r.e.key.port && r.e.key.kind == transportUDP
+		if method == "" && len(traced) > 0 && silentCall(r) && slices.ContainsFunc(traced, func(t TraceRequest) bool {
+			a, err := netip.ParseAddr(t.Address)
+			return err == nil && family(a) == r.family
 		}) {
+			// Traced, or on the path a trace of its family finds: its
+			// silence is read by that trace, so it must hold next to it.
 			method = methodTraced
 		}
 		if method == "" {
@@ -182,11 +185,7 @@ func traceRequests(a *judgement) []TraceRequest {
 			break
 		}
 		e := r.e
-		if r.v.Group != measurements.GroupCall || !r.counted || e.key.kind != transportUDP || fams[r.family] ||
-			r.v.Verdict == VerdictOK || r.v.Failure != failTimeout || r.v.Successes > 0 {
-			continue
-		}
-		if af := arrivalOf(e); af.tries == 0 || len(af.arrivedKinds(nil)) > 0 {
+		if fams[r.family] || !silentCall(r) || arrivalOf(e).tries == 0 {
 			continue
 		}
 		fams[r.family] = true
@@ -195,6 +194,14 @@ func traceRequests(a *judgement) []TraceRequest {
 		out = append(out, req)
 	}
 	return out
+}
+
+// silentCall reports whether r is a UDP endpoint of the call group whose
+// every try was silent, STUN and every datagram kind alike.
+func silentCall(r *judged) bool {
+	return r.v.Group == measurements.GroupCall && r.counted && r.e.key.kind == transportUDP &&
+		r.v.Verdict != VerdictOK && r.v.Failure == failTimeout && r.v.Successes == 0 &&
+		len(arrivalOf(r.e).arrivedKinds(nil)) == 0
 }
 
 // traceControl picks a control host's address of family fam for the UDP

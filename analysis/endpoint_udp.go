@@ -182,6 +182,9 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 		if j.udpPortScope(r, what) {
 			return
 		}
+		if j.judgeTracePeer(r, what) {
+			return
+		}
 		if !expect {
 			r.v.Verdict = VerdictInconclusive
 			r.v.Evidence = what + "; this server is not known to answer STUN, so its silence proves nothing"

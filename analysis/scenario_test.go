@@ -134,6 +134,10 @@ type world struct {
 	// evidence: prefilled as silence, a control known to answer STUN
 	// answering the STUN kind.
 	arrival func(s *stepCtx, k *measurements.ArrivalKind)
+	// path, when set, synthesises the traces the confirmation pass makes
+	// for the trace requests of Candidates; nil records none (a system
+	// that cannot read ICMP errors).
+	path *pathWorld
 	// confirming is set while the confirmation pass is synthesised.
 	confirming bool
 
@@ -303,6 +307,17 @@ func (w *world) confirm() {
 	}
 	for _, e := range c.Endpoints {
 		w.endpoint(target(e.Target), w.repeats, netip.MustParseAddr(e.Address), e.Port)
+	}
+	for _, tr := range c.Traces {
+		if w.path == nil {
+			break
+		}
+		t := target(tr.Target)
+		same := w.path.trace(tr.Address, tr.Port, "tcp", tr.Address, tr.TCPPort, t.Name, 0)
+		w.recordTrace(t, same)
+		if tr.ControlAddress != "" {
+			w.recordTrace(t, w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, same.Stop.DestinationHop))
+		}
 	}
 	for _, pc := range c.PortChecks {
 		t := target(pc.Target)
@@ -570,4 +585,116 @@ func serverCert(t *measurements.Target) []byte {
 		return publicCA.leaf(t.ServerName)
 	}
 	return appleCA.leaf(t.ServerName)
+}
+
+// pathWorld is the path from the probe to every host: the same routers
+// for all, then the destination one hop past the last. It plays the
+// routers and the censor of a trace.
+type pathWorld struct {
+	// routers are hops 1 to len(routers); the destination is the next.
+	routers []measurements.TraceHop
+	// appleUDPStop: UDP to Apple's addresses goes no further than this
+	// hop (0: not dropped).
+	appleUDPStop int
+	// appleTCPStop: TCP to Apple's addresses goes no further (0: not).
+	appleTCPStop int
+	// portUDPStop: UDP on call ports (not 443) goes no further than this
+	// hop, whatever the destination (0: not dropped).
+	portUDPStop int
+	// noICMP: routers send no time exceeded.
+	noICMP bool
+}
+
+// isp is a path of four routers: the home router, two of the volunteer's
+// ISP (AS64500), a transit router (AS64510).
+func isp() *pathWorld {
+	return &pathWorld{routers: []measurements.TraceHop{
+		{Addr: "192.168.1.1", Private: true},
+		{Addr: "198.51.100.1", ASN: 64500, ASName: "Example ISP"},
+		{Addr: "198.51.100.9", ASN: 64500, ASName: "Example ISP"},
+		{Addr: "203.0.113.7", ASN: 64510, ASName: "Example Transit"},
+	}}
+}
+
+// reach returns the last router a flow passes and whether it reaches its
+// destination.
+func (p *pathWorld) reach(network, dst string, port int) (int, bool) {
+	apple := netip.MustParsePrefix("17.0.0.0/8").Contains(netip.MustParseAddr(dst))
+	last, arrives := len(p.routers), true
+	stop := func(h int) {
+		if h > 0 && h <= last {
+			last, arrives = h, false
+		}
+	}
+	if network == "udp" {
+		if apple {
+			stop(p.appleUDPStop)
+		}
+		if port != 443 {
+			stop(p.portUDPStop)
+		}
+	} else if apple {
+		stop(p.appleTCPStop)
+	}
+	return last, arrives
+}
+
+// trace synthesises one trace as pathprobe records it: two rounds per
+// TTL, test and control side by side, and the stop Decide would read.
+func (p *pathWorld) trace(testAddr string, port int, ctlNet, ctlAddr string, ctlPort int, ctlTarget string, destHop int) *measurements.TraceDetails {
+	d := &measurements.TraceDetails{
+		Test:    measurements.TraceFlow{Network: "udp", Address: testAddr, Port: port},
+		Control: measurements.TraceFlow{Network: ctlNet, Address: ctlAddr, Port: ctlPort}, ControlTarget: ctlTarget,
+	}
+	tLast, _ := p.reach("udp", testAddr, port)
+	cLast, cArrives := p.reach(ctlNet, ctlAddr, ctlPort)
+	dest := len(p.routers) + 1
+	reply := func(ttl, last int, arrives, answers bool) measurements.TraceHop {
+		h := measurements.TraceHop{TTL: ttl, Reply: measurements.TraceReplyNone}
+		switch {
+		case ttl <= last && ttl <= len(p.routers) && !p.noICMP:
+			r := p.routers[ttl-1]
+			h.Reply, h.Addr, h.ASN, h.ASName, h.Private = measurements.TraceReplyTimeExceeded, r.Addr, r.ASN, r.ASName, r.Private
+		case ttl == dest && arrives && answers:
+			h.Reply, h.Addr = measurements.TraceReplyDestination, "" // the destination: its address is the flow's
+		}
+		return h
+	}
+	for ttl := 1; ttl <= dest; ttl++ {
+		for range 2 {
+			t := reply(ttl, tLast, false, false)
+			t.Role = "test"
+			c := reply(ttl, cLast, cArrives, ctlNet == "tcp")
+			c.Role = "control"
+			d.Hops = append(d.Hops, t, c)
+			d.Probes += 2
+		}
+	}
+	sameAddr := ctlAddr == testAddr
+	if sameAddr && cArrives && ctlNet == "tcp" {
+		destHop = dest
+	}
+	d.Stop.DestinationHop = destHop
+	seenTest, seenCtl := tLast, cLast
+	if p.noICMP {
+		seenTest, seenCtl = 0, 0
+	}
+	switch {
+	case p.noICMP:
+		d.Stop.Reason = "no router answered either flow: routers that send no ICMP leave the place unknown"
+	case destHop == 0:
+		d.Stop.Reason = "the destination's hop is unknown"
+	case seenCtl-seenTest < 1 || seenTest+1 >= destHop:
+		d.Stop.Reason = "the control flow drew nothing past the test flow's last hop before the destination"
+	default:
+		r := p.routers[seenTest-1]
+		d.Stop = measurements.TraceStop{Known: true, Hop: seenTest, Addr: r.Addr, ASN: r.ASN, ASName: r.ASName, Private: r.Private,
+			DestinationHop: destHop, Reason: "the control flow passed the hop where the test flow stopped"}
+	}
+	return d
+}
+
+func (w *world) recordTrace(t *measurements.Target, d *measurements.TraceDetails) {
+	w.record(measurements.Observation{Step: measurements.StepTrace, Group: t.Group, Target: t.Name, Host: t.Host,
+		Address: d.Test.Address, Port: d.Test.Port, Transport: "udp", Repeat: w.repeats, Duration: 8 * time.Second, Trace: d})
 }

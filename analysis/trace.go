@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/reachprobe/reachprobe/measurements"
 )
@@ -61,7 +62,8 @@ func ownASN(t *measurements.TraceDetails) uint {
 	return asn
 }
 
-// placeWords names where a stop is: its hop, and its network.
+// placeWords names where a stop is: its hop, and its network, hedged
+// where the AS is only a hint.
 func placeWords(t *measurements.TraceDetails) string {
 	s := t.Stop
 	switch {
@@ -72,14 +74,18 @@ func placeWords(t *measurements.TraceDetails) string {
 	case s.ASN == 0:
 		return fmt.Sprintf("at hop %d, a router whose network is unknown", s.Hop)
 	}
-	w := fmt.Sprintf("at hop %d, inside AS%d", s.Hop, s.ASN)
+	var who []string
 	if s.ASName != "" {
-		w += " (" + s.ASName + ")"
+		who = append(who, s.ASName)
 	}
-	if own := ownASN(t); own == s.ASN {
-		w += ", the network you are on"
+	if ownASN(t) == s.ASN {
+		who = append(who, "the network you are on")
 	}
-	return w + "; a router at the border between two networks may carry its neighbour's AS, so the AS is a hint"
+	w := fmt.Sprintf("at hop %d, inside AS%d", s.Hop, s.ASN)
+	if len(who) > 0 {
+		w += " (" + strings.Join(who, ", ") + ")"
+	}
+	return w + " (a router at the border between two networks may carry its neighbour's AS)"
 }
 
 // judgeTrace judges a silent UDP endpoint of Apple's by its traces. It
@@ -102,32 +108,14 @@ func (j *endpointJudge) judgeTrace(r *judged, what string) bool {
 	}
 	tf := tracesOf(r.e)
 	if tf.other != nil && tf.other.Stop.Known {
-		s := tf.other.Stop
-		if appleASNs[s.ASN] {
-			r.v.Verdict = VerdictInconclusive
-			r.v.Evidence = what + fmt.Sprintf("; the datagrams reach Apple's own network (hop %d, AS%d) and go no further, while UDP to %s passes: Apple's hosts ignoring them, not a block on the way", s.Hop, s.ASN, tf.other.ControlTarget)
-			return true
-		}
-		how := "TCP to the same address was not traced past that hop"
-		if tf.same != nil {
-			switch {
-			case tf.same.Stop.Known && tf.same.Stop.Hop == s.Hop:
-				how = "TCP to the same address passes that hop: UDP is what is targeted"
-			case lastSeen(tf.same, "control") <= s.Hop:
-				how = "TCP to the same address stops there too: the Apple address is blocked outright"
-			}
-		}
-		r.candidate, r.lossLike = MethodUDPPathDrop, false
-		r.v.Control = fmt.Sprintf("UDP on the same port to %s, not Apple's, passes that hop; %s", tf.other.ControlTarget, how)
-		r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's call servers is dropped %s; %s", placeWords(tf.other), r.v.Control)
-		return true
+		return j.pathDrop(r, what, tf, "")
 	}
 	if tf.same != nil && tf.same.Stop.Known {
 		s := tf.same.Stop
 		h := lastSeen(tf.same, "test")
 		if tf.other != nil && h == s.Hop && lastSeen(tf.other, "control") == s.Hop && lastSeen(tf.other, "test") == s.Hop {
 			r.v.Verdict, r.v.Scope = VerdictRestricted, ScopeNetworkPolicy
-			r.v.Evidence = what + fmt.Sprintf("; UDP on port %d stops %s toward %s, not Apple's, as toward Apple, while TCP to Apple's address passes that hop: this network's policy for every destination, not a block aimed at Apple", r.v.Port, placeWords(tf.same), tf.other.ControlTarget)
+			r.v.Evidence = what + fmt.Sprintf("; UDP on port %d stops toward %s, not Apple's, as toward Apple, while TCP to Apple's address passes: it stops %s, this network's policy for every destination, not a block aimed at Apple", r.v.Port, tf.other.ControlTarget, placeWords(tf.same))
 			return true
 		}
 		if appleASNs[s.ASN] {
@@ -160,4 +148,56 @@ func traceUnknown(e *endpointObs) string {
 		reason = "the traces could not be made here"
 	}
 	return "where the datagrams stop is unknown (" + reason + "); an unknown place is never read as blocking"
+}
+
+// pathDrop judges r by a trace whose UDP flow to Apple stopped while UDP
+// to a control address passed: via names the traced endpoint when it is
+// another one of the same path.
+func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via string) bool {
+	s := tf.other.Stop
+	if appleASNs[s.ASN] {
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = what + fmt.Sprintf("; the datagrams reach Apple's own network (hop %d, AS%d) and go no further, while UDP to %s passes: Apple's hosts ignoring them, not a block on the way", s.Hop, s.ASN, tf.other.ControlTarget)
+		return true
+	}
+	how := "TCP to the same address was not traced past that hop"
+	if tf.same != nil {
+		switch {
+		case tf.same.Stop.Known && tf.same.Stop.Hop == s.Hop:
+			how = "TCP to the same address passes that hop: UDP is what is targeted"
+		case lastSeen(tf.same, "control") <= s.Hop:
+			how = "TCP to the same address stops there too: the Apple address is blocked outright"
+		}
+	}
+	r.candidate, r.lossLike = MethodUDPPathDrop, false
+	r.v.Control = fmt.Sprintf("UDP on the same port to %s, not Apple's, passes that hop; %s", tf.other.ControlTarget, how)
+	if via != "" {
+		r.v.Control = fmt.Sprintf("traced at %s, on the same path: %s", via, r.v.Control)
+	}
+	r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's call servers is dropped %s; %s", placeWords(tf.other), r.v.Control)
+	return true
+}
+
+// judgeTracePeer judges a silent UDP endpoint of Apple's that was not
+// traced by the trace of another endpoint of its group and address family
+// (the runner traces one per family): when that trace placed a drop
+// outside Apple's networks, this endpoint's silence is read as the same
+// drop. A stop of the network's policy is not carried over: a port closed
+// for everyone is a fact about that port alone.
+func (j *endpointJudge) judgeTracePeer(r *judged, what string) bool {
+	if !isAppleTarget(r.e.target) || len(r.e.traces) > 0 {
+		return false
+	}
+	for _, k := range j.ix.endpointIDs {
+		e := j.ix.endpoints[k]
+		if e == r.e || len(e.traces) == 0 || k.kind != transportUDP || e.target.Group != r.e.target.Group || family(e.addr) != r.family {
+			continue
+		}
+		tf := tracesOf(e)
+		if tf.other == nil || !tf.other.Stop.Known || appleASNs[tf.other.Stop.ASN] {
+			continue
+		}
+		return j.pathDrop(r, what, tf, hostPort(k.address, k.port))
+	}
+	return false
 }

@@ -113,6 +113,9 @@ type Runner struct {
 	// Initial with a reserved version, random bytes) and TTL-limited
 	// traces. The zero value sends them.
 	NoPathProbes bool
+	// ASLookup maps a trace's hop addresses to their networks; nil means
+	// the embedded ASN database (probes/netid). Labs pass their own.
+	ASLookup func(netip.Addr) (asn uint, name string)
 	// Confirming, when set, is told what the confirmation pass will
 	// measure and after how long, before the pause.
 	Confirming func(plan ConfirmPlan, delay time.Duration)

@@ -92,3 +92,46 @@ func TestArrivalStep(t *testing.T) {
 		})
 	}
 }
+
+// TestTraceRequests checks that a plan's trace request makes two trace
+// steps (a TCP control to the same address, a UDP control to another),
+// marked as the confirmation pass's, and that NoPathProbes drops them.
+func TestTraceRequests(t *testing.T) {
+	cat, res := callLab(t)
+	port := cat.Targets[0].Ports[0]
+	req := TraceRequest{Target: "relay", Test: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), TCPPort: 443,
+		ControlTarget: "stunpush", Control: netip.MustParseAddr("127.0.0.2")}
+	for _, noPath := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-path-probes=%v", noPath), func(t *testing.T) {
+			rec := &memRecorder{}
+			r := &Runner{Catalog: cat, Resolver: res, Recorder: rec, NoPathProbes: noPath, ConfirmDelay: -1,
+				HasRoute: func(netip.Addr) bool { return true },
+				ASLookup: func(netip.Addr) (uint, string) { return 64500, "Lab" },
+				Confirm:  func(context.Context) (ConfirmPlan, error) { return ConfirmPlan{Traces: []TraceRequest{req}}, nil }}
+			if _, err := r.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var traces []*measurements.Observation
+			for _, o := range rec.obs {
+				if o.Step == measurements.StepTrace {
+					traces = append(traces, o)
+				}
+			}
+			want := 2
+			if noPath {
+				want = 0
+			}
+			if len(traces) != want {
+				t.Fatalf("trace steps = %d, want %d", len(traces), want)
+			}
+			for _, o := range traces {
+				if !o.Confirmation || o.Trace == nil || o.Target != "relay" || o.Address != "127.0.0.1" || o.Port != port {
+					t.Errorf("trace step %+v: want the relay's, in the confirmation pass", o)
+				}
+			}
+			if want > 0 && (traces[0].Trace.Control.Network != "tcp" || traces[1].Trace.Control.Address != "127.0.0.2") {
+				t.Errorf("controls = %+v, %+v; want TCP to the same address, then UDP to the control", traces[0].Trace.Control, traces[1].Trace.Control)
+			}
+		})
+	}
+}

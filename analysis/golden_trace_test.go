@@ -82,7 +82,7 @@ func TestTraceGoldenWords(t *testing.T) {
 		not            []string
 	}{
 		{"hop and AS named", "call_path_dropped_in_isp", []string{"dropped at hop 2, inside AS64500 (Example ISP, the network you are on)", "UDP is what is targeted"}, nil},
-		{"own network's rule", "call_path_dropped_at_home", []string{"at hop 1, a router with a private address: inside the network you are connected to"}, []string{"192.168.1.1"}},
+		{"own network's rule", "call_path_dropped_at_home", []string{"at hop 1, a router with a private address: inside the network you are connected to"}, []string{"192.168.77.1"}},
 		{"policy for everyone", "call_path_ports_closed_for_all", []string{"this network's policy"}, nil},
 		{"unknown place said", "call_path_no_icmp", []string{"where the datagrams stop is unknown", "never read as blocking"}, nil},
 	}

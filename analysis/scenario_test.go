@@ -609,7 +609,7 @@ type pathWorld struct {
 // ISP (AS64500), a transit router (AS64510).
 func isp() *pathWorld {
 	return &pathWorld{routers: []measurements.TraceHop{
-		{Addr: "192.168.1.1", Private: true},
+		{Addr: "192.168.77.1", Private: true},
 		{Addr: "198.51.100.1", ASN: 64500, ASName: "Example ISP"},
 		{Addr: "198.51.100.9", ASN: 64500, ASName: "Example ISP"},
 		{Addr: "203.0.113.7", ASN: 64510, ASName: "Example Transit"},

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/catalog"
 	"github.com/reachprobe/reachprobe/probes/dnsprobe"
+	"github.com/reachprobe/reachprobe/probes/netid"
 	"github.com/reachprobe/reachprobe/probes/runner"
 	"github.com/reachprobe/reachprobe/probes/tlsprobe"
 )
@@ -189,6 +191,16 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		Parallel: o.parallel, Repeat: o.repeat, RepeatSpacing: spacing,
 		Recorder: store, RunID: runID, Progress: func(p runner.Progress) { tally.add(p.Last); prog.update(p) },
 		NoPathProbes: o.noPathProbes,
+	}
+	if v := env.getenv(labASNEnv); v != "" {
+		entries, err := parseLabASNs(v)
+		if err != nil {
+			return usageError{err}
+		}
+		r.ASLookup = labASLookup(entries, func(a netip.Addr) (uint, string) {
+			asn, name, _ := netid.Lookup(a)
+			return asn, name
+		})
 	}
 	if o.confirmDelay > 0 {
 		r.ConfirmDelay = o.confirmDelay

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -105,6 +106,9 @@ func (l *lab) runProbeCatalog(repeat int, path string) *probeRun {
 		"-v",
 	)
 	cmd := exec.CommandContext(ctx, "ip", args...)
+	if len(l.env) > 0 {
+		cmd.Env = append(os.Environ(), l.env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	started := time.Now()
@@ -184,6 +188,8 @@ type report struct {
 		Failure   string `json:"failure"`
 		Operation string `json:"operation"`
 		Skipped   string `json:"skipped"`
+		Scope     string `json:"scope"`
+		Evidence  string `json:"evidence"`
 	} `json:"endpoints"`
 }
 

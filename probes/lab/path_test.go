@@ -114,6 +114,12 @@ func TestLabPath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			for _, o := range s.Observations {
+				if o.Step == measurements.StepTrace && o.Trace != nil {
+					t.Logf("trace %s:%d vs %s %s: %d probes (%d per flow) in %s, stop %+v", o.Address, o.Port, o.Trace.Control.Network,
+						o.Trace.ControlTarget, o.Trace.Probes, o.Trace.Probes/2, o.Duration.Round(100*time.Millisecond), o.Trace.Stop)
+				}
+			}
 			raw, rep, err := r.analyze()
 			if err != nil {
 				t.Fatal(err)

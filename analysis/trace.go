@@ -62,6 +62,37 @@ func ownASN(t *measurements.TraceDetails) uint {
 	return asn
 }
 
+// placeOf is a trace's stop as reports show it: no address.
+func placeOf(t *measurements.TraceDetails) *PathPlace {
+	s := t.Stop
+	return &PathPlace{Hop: s.Hop, ASN: s.ASN, ASName: s.ASName, Private: s.Private,
+		OwnNetwork: !s.Private && s.ASN != 0 && ownASN(t) == s.ASN, DestinationHop: s.DestinationHop}
+}
+
+// pathPhrase says where a place is, for a service's reason.
+func pathPhrase(p *PathPlace) string {
+	switch {
+	case p.Hop == 0:
+		return "on this computer or its own link"
+	case p.Private:
+		return fmt.Sprintf("hop %d, inside the network you are connected to (its own rules, not the internet provider's)", p.Hop)
+	case p.ASN == 0:
+		return fmt.Sprintf("hop %d, in a network that is unknown", p.Hop)
+	}
+	var who []string
+	if p.ASName != "" {
+		who = append(who, p.ASName)
+	}
+	if p.OwnNetwork {
+		who = append(who, "the network you are on")
+	}
+	w := fmt.Sprintf("hop %d, inside AS%d", p.Hop, p.ASN)
+	if len(who) > 0 {
+		w += " (" + strings.Join(who, ", ") + ")"
+	}
+	return w
+}
+
 // placeWords names where a stop is: its hop, and its network, hedged
 // where the AS is only a hint.
 func placeWords(t *measurements.TraceDetails) string {
@@ -115,6 +146,7 @@ func (j *endpointJudge) judgeTrace(r *judged, what string) bool {
 		h := lastSeen(tf.same, "test")
 		if tf.other != nil && h == s.Hop && lastSeen(tf.other, "control") == s.Hop && lastSeen(tf.other, "test") == s.Hop {
 			r.v.Verdict, r.v.Scope = VerdictRestricted, ScopeNetworkPolicy
+			r.v.Path = placeOf(tf.same)
 			r.v.Evidence = what + fmt.Sprintf("; UDP on port %d stops toward %s, not Apple's, as toward Apple, while TCP to Apple's address passes: it stops %s, this network's policy for every destination, not a block aimed at Apple", r.v.Port, tf.other.ControlTarget, placeWords(tf.same))
 			return true
 		}
@@ -170,6 +202,7 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 		}
 	}
 	r.candidate, r.lossLike = MethodUDPPathDrop, false
+	r.v.Path = placeOf(tf.other)
 	r.v.Control = fmt.Sprintf("UDP on the same port to %s, not Apple's, passes that hop; %s", tf.other.ControlTarget, how)
 	if via != "" {
 		r.v.Control = fmt.Sprintf("traced at %s, on the same path: %s", via, r.v.Control)

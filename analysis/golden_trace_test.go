@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,6 +60,19 @@ func traceScenarios() []scenario {
 			return &world{targets: arrivalCatalog(), arrival: silentCallHosts, path: isp()}
 		}, want: expectation{network: "ok", services: allOK("call", "inconclusive"),
 			apps: map[string]string{"imessage": "working", "facetime": "inconclusive"}, noBlocked: true}},
+		{name: "call_path_diverging_control", world: func() *world {
+			// UDP to Apple goes no further than hop 3, the last transit
+			// router before Apple, and the control's path parts from
+			// Apple's there: its hop 3 is another router. Apple's edge
+			// may be what drops: not blocked.
+			p := isp()
+			p.appleUDPStop = 3
+			p.otherRouters = append(slices.Clone(p.routers[:2]),
+				measurements.TraceHop{Addr: "203.0.113.99", ASN: 64520, ASName: "Other Transit"},
+				measurements.TraceHop{Addr: "203.0.113.100", ASN: 64520, ASName: "Other Transit"})
+			return &world{targets: arrivalCatalog(), step: dropAppleUDP, arrival: silentCallHosts, path: p}
+		}, want: expectation{network: "ok", services: allOK("call", "inconclusive"),
+			apps: map[string]string{"imessage": "working", "facetime": "inconclusive"}, noBlocked: true}},
 		{name: "call_path_no_icmp", world: func() *world {
 			// The censor's drop, but routers send no ICMP: the place is
 			// unknown, and nothing is read from it.
@@ -84,6 +98,7 @@ func TestTraceGoldenWords(t *testing.T) {
 		{"hop and AS named", "call_path_dropped_in_isp", []string{"dropped at hop 2, inside AS64500 (Example ISP, the network you are on)", "UDP is what is targeted"}, nil},
 		{"own network's rule", "call_path_dropped_at_home", []string{"at hop 1, a router with a private address: inside the network you are connected to"}, []string{"192.168.77.1"}},
 		{"policy for everyone", "call_path_ports_closed_for_all", []string{"this network's policy"}, nil},
+		{"no shared router, no block", "call_path_diverging_control", []string{"not through the same router", "not called blocked"}, nil},
 		{"unknown place said", "call_path_no_icmp", []string{"where the datagrams stop is unknown", "never read as blocking"}, nil},
 	}
 	for _, tt := range tests {

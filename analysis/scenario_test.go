@@ -603,6 +603,9 @@ type pathWorld struct {
 	portUDPStop int
 	// noICMP: routers send no time exceeded.
 	noICMP bool
+	// otherRouters, when set, are the routers toward addresses that are
+	// not Apple's: a path that parts from Apple's (same length).
+	otherRouters []measurements.TraceHop
 }
 
 // isp is a path of four routers: the home router, two of the volunteer's
@@ -649,11 +652,11 @@ func (p *pathWorld) trace(testAddr string, port int, ctlNet, ctlAddr string, ctl
 	tLast, _ := p.reach("udp", testAddr, port)
 	cLast, cArrives := p.reach(ctlNet, ctlAddr, ctlPort)
 	dest := len(p.routers) + 1
-	reply := func(ttl, last int, arrives, answers bool) measurements.TraceHop {
+	reply := func(ttl, last int, arrives, answers bool, routers []measurements.TraceHop) measurements.TraceHop {
 		h := measurements.TraceHop{TTL: ttl, Reply: measurements.TraceReplyNone}
 		switch {
-		case ttl <= last && ttl <= len(p.routers) && !p.noICMP:
-			r := p.routers[ttl-1]
+		case ttl <= last && ttl <= len(routers) && !p.noICMP:
+			r := routers[ttl-1]
 			h.Reply, h.Addr, h.ASN, h.ASName, h.Private = measurements.TraceReplyTimeExceeded, r.Addr, r.ASN, r.ASName, r.Private
 		case ttl == dest && arrives && answers:
 			h.Reply, h.Addr = measurements.TraceReplyDestination, "" // the destination: its address is the flow's
@@ -662,9 +665,13 @@ func (p *pathWorld) trace(testAddr string, port int, ctlNet, ctlAddr string, ctl
 	}
 	for ttl := 1; ttl <= dest; ttl++ {
 		for range 2 {
-			t := reply(ttl, tLast, false, false)
+			t := reply(ttl, tLast, false, false, p.routers)
 			t.Role = "test"
-			c := reply(ttl, cLast, cArrives, ctlNet == "tcp")
+			ctlRouters := p.routers
+			if p.otherRouters != nil && !netip.MustParsePrefix("17.0.0.0/8").Contains(netip.MustParseAddr(ctlAddr)) {
+				ctlRouters = p.otherRouters
+			}
+			c := reply(ttl, cLast, cArrives, ctlNet == "tcp", ctlRouters)
 			c.Role = "control"
 			d.Hops = append(d.Hops, t, c)
 			d.Probes += 2

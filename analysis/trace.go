@@ -192,6 +192,14 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 		r.v.Evidence = what + fmt.Sprintf("; the datagrams reach Apple's own network (hop %d, AS%d) and go no further, while UDP to %s passes: Apple's hosts ignoring them, not a block on the way", s.Hop, s.ASN, tf.other.ControlTarget)
 		return true
 	}
+	if !sharedRouter(tf.other, s.Hop) {
+		// By TTL alone, "passes that hop" could be a router of another
+		// path: the control must have crossed the very router where the
+		// test flow stops, or nothing says the drop is on the way.
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's address goes no further than hop %d, and UDP to %s gets further, but not through the same router, so where the datagrams are dropped is unknown: not called blocked", s.Hop, tf.other.ControlTarget)
+		return true
+	}
 	how := "TCP to the same address was not traced past that hop"
 	if tf.same != nil {
 		switch {
@@ -209,6 +217,20 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 	}
 	r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's call servers is dropped %s; %s", placeWords(tf.other), r.v.Control)
 	return true
+}
+
+// sharedRouter reports whether the control flow of t drew time exceeded
+// at hop from the router where the test flow stops.
+func sharedRouter(t *measurements.TraceDetails, hop int) bool {
+	if hop == 0 {
+		return true // the first router never saw it: nothing to share
+	}
+	for _, h := range t.Hops {
+		if h.Role == "control" && h.TTL == hop && h.Reply == measurements.TraceReplyTimeExceeded && h.Addr != "" && h.Addr == t.Stop.Addr {
+			return true
+		}
+	}
+	return false
 }
 
 // judgeTracePeer judges a silent UDP endpoint of Apple's that was not

@@ -53,8 +53,9 @@ type lab struct {
 	// isp and transit are the routers of a lab built with ISP routers
 	// (newISPLab), between the censor and the internet; "" otherwise.
 	isp, transit string
-	// env is added to the probe's environment (the ASN test hook).
-	env []string
+	// env is added to the probe's environment (the ASN test hook), args
+	// to its run flags.
+	env, args []string
 
 	mu      sync.Mutex
 	helpers []*helper

@@ -55,6 +55,22 @@ func TestLabPath(t *testing.T) {
 			wantEvidence(t, rep, "dropped at hop 2, inside AS64500 (Lab ISP, the network you are on)")
 			wantTrace(t, s, 2)
 		}},
+		{"path-apple-udp-dropped-no-path-probes", func(l *lab) {
+			// The same ISP drop, measured with --no-path-probes: no
+			// arrival datagram, no trace, and FaceTime stays undecided
+			// with the default catalog (Apple's hosts owe no answer).
+			l.args = append(l.args, "--no-path-probes")
+			l.ispForward("-p", "udp", "-d", appleBlock, "-j", "DROP")
+		}, func(t *testing.T, s *storedRun, rep *report) {
+			for _, o := range s.Observations {
+				if o.Step == measurements.StepArrival || o.Step == measurements.StepTrace {
+					t.Errorf("%s step to %s:%d with --no-path-probes", o.Step, o.Address, o.Port)
+					break
+				}
+			}
+			wantService(t, rep, call, "inconclusive", "")
+			wantApp(t, rep, "imessage", appWorking)
+		}},
 		{"honest-path-call-ports-closed", func(l *lab) {
 			// The network closes FaceTime's UDP ports for every
 			// destination, at the ISP: its policy.

@@ -105,6 +105,7 @@ func (l *lab) runProbeCatalog(repeat int, path string) *probeRun {
 		"--timeout", timeout.String(),
 		"-v",
 	)
+	args = append(args, l.args...)
 	cmd := exec.CommandContext(ctx, "ip", args...)
 	if len(l.env) > 0 {
 		cmd.Env = append(os.Environ(), l.env...)

@@ -130,6 +130,19 @@ func analyze(in Input) *judgement {
 	if rep.Services == nil {
 		rep.Services = []ServiceVerdict{}
 	}
+	for i := range rep.Services {
+		s := &rep.Services[i]
+		if s.Verdict != VerdictBlocked && s.Verdict != VerdictDegraded {
+			continue
+		}
+		for _, e := range rep.Endpoints {
+			if e.Group == s.Service && e.Verdict == VerdictBlocked && e.Path != nil {
+				s.Path = e.Path
+				s.Reason += "; where: " + pathPhrase(e.Path)
+				break
+			}
+		}
+	}
 	explainLocalPolicy(rep.Services, judgedAll)
 	rep.Apps = judgeApps(rep.Services)
 	if why := detectPortal(ix, sums); why != "" {

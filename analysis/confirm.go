@@ -19,7 +19,33 @@ type Confirmation struct {
 	Endpoints  []ConfirmEndpoint `json:"endpoints"`
 	Names      []string          `json:"names"`
 	PortChecks []PortCheck       `json:"port_checks"`
+	// Traces are TTL-limited traces of silent call endpoints, which find
+	// where their datagrams stop (see TraceRequest).
+	Traces []TraceRequest `json:"traces,omitempty"`
 }
+
+// TraceRequest asks for the traces of one UDP endpoint of Apple's: its
+// flow against TCP to the same address on TCPPort, then against UDP on the
+// same port toward ControlAddress (a control host's), which needs the
+// destination's hop the first trace found.
+type TraceRequest struct {
+	Target         string `json:"target"`
+	Address        string `json:"address"`
+	Port           int    `json:"port"`
+	TCPPort        int    `json:"tcp_port"`
+	ControlTarget  string `json:"control_target,omitempty"`
+	ControlAddress string `json:"control_address,omitempty"`
+}
+
+// maxTraceRequests bounds the endpoints traced per run: one per address
+// family. Traces cost time and probes (a trace of a 15-hop path sends
+// about 64), and every call endpoint of a family crosses the same
+// routers, so a second one would mostly repeat the first.
+const maxTraceRequests = 2
+
+// traceTCPPort is the TCP port of the same-address control: 443, which
+// Apple's hosts and a web-only firewall alike let through.
+const traceTCPPort = 443
 
 // ConfirmEndpoint is one endpoint to measure again, with the pattern that
 // makes it suspect, or "reference" for an endpoint measured again because
@@ -46,7 +72,7 @@ type PortCheck struct {
 
 // Empty reports whether nothing needs confirming.
 func (c Confirmation) Empty() bool {
-	return len(c.Endpoints) == 0 && len(c.Names) == 0 && len(c.PortChecks) == 0
+	return len(c.Endpoints) == 0 && len(c.Names) == 0 && len(c.PortChecks) == 0 && len(c.Traces) == 0
 }
 
 // portCheckHosts is how many control addresses a suspect port is tried
@@ -62,7 +88,8 @@ func Candidates(in Input) Confirmation {
 	if c.Names == nil {
 		c.Names = []string{}
 	}
-	if len(suspectEndpoints(a)) == 0 && len(c.Names) == 0 {
+	traced := traceRequests(a)
+	if len(suspectEndpoints(a)) == 0 && len(c.Names) == 0 && len(traced) == 0 {
 		return Confirmation{Endpoints: []ConfirmEndpoint{}, Names: []string{}, PortChecks: []PortCheck{}}
 	}
 	if a.report.Network.Status == NetworkNoConnectivity {
@@ -80,6 +107,14 @@ func Candidates(in Input) Confirmation {
 		method := r.candidate
 		if method == "" {
 			method = r.v.Suspected
+		}
+		if method == "" && len(traced) > 0 && silentCall(r) && slices.ContainsFunc(traced, func(t TraceRequest) bool {
+			a, err := netip.ParseAddr(t.Address)
+			return err == nil && family(a) == r.family
+		}) {
+			// Traced, or on the path a trace of its family finds: its
+			// silence is read by that trace, so it must hold next to it.
+			method = methodTraced
 		}
 		if method == "" {
 			continue
@@ -121,7 +156,71 @@ func Candidates(in Input) Confirmation {
 		c.PortChecks = append(c.PortChecks, controlPortChecks(a.ix, k.port, fam)...)
 	}
 	sortPortChecks(c.PortChecks)
+	c.Traces = traced
 	return c
+}
+
+// methodTraced marks, in a Confirmation, a silent endpoint measured again
+// because it is traced.
+const methodTraced = "traced"
+
+// traceRequests picks the call endpoints to trace: UDP endpoints of
+// Apple's whose every try was silent and whose datagrams no kind proved
+// arrived, one per address family.
+//
+// Only a run that made arrival steps asks for traces: one made with
+// --no-path-probes (or stored before path probes) has none, and a trace
+// would be the unusual traffic the volunteer turned off. Behind a captive
+// portal, or with nothing reachable, there is no path to trace.
+func traceRequests(a *judgement) []TraceRequest {
+	switch a.report.Network.Status {
+	case NetworkOK, NetworkUnstable, NetworkPartial:
+	default:
+		return nil
+	}
+	var out []TraceRequest
+	fams := map[string]bool{}
+	for _, r := range a.judged {
+		if len(out) == maxTraceRequests {
+			break
+		}
+		e := r.e
+		if fams[r.family] || !silentCall(r) || arrivalOf(e).tries == 0 {
+			continue
+		}
+		fams[r.family] = true
+		req := TraceRequest{Target: e.key.target, Address: e.key.address, Port: e.key.port, TCPPort: traceTCPPort}
+		req.ControlTarget, req.ControlAddress = traceControl(a.ix, r.family, e.key.port)
+		out = append(out, req)
+	}
+	return out
+}
+
+// silentCall reports whether r is a UDP endpoint of the call group whose
+// every try was silent, STUN and every datagram kind alike.
+func silentCall(r *judged) bool {
+	return r.v.Group == measurements.GroupCall && r.counted && r.e.key.kind == transportUDP &&
+		r.v.Verdict != VerdictOK && r.v.Failure == failTimeout && r.v.Successes == 0 &&
+		len(arrivalOf(r.e).arrivedKinds(nil)) == 0
+}
+
+// traceControl picks a control host's address of family fam for the UDP
+// flow on port: a control STUN server's on that port first, then any
+// control UDP server's, then any control host's; "" when there is none.
+func traceControl(ix *index, fam string, port int) (string, string) {
+	for _, pass := range []func(k endpointKey) bool{
+		func(k endpointKey) bool { return k.kind == transportUDP && k.port == port },
+		func(k endpointKey) bool { return k.kind == transportUDP },
+		func(k endpointKey) bool { return true },
+	} {
+		for _, k := range ix.endpointIDs {
+			e := ix.endpoints[k]
+			if e.target.Group == measurements.GroupControl && family(e.addr) == fam && len(e.attempts) > 0 && pass(k) {
+				return k.target, k.address
+			}
+		}
+	}
+	return "", ""
 }
 
 // controlPortChecks picks up to portCheckHosts distinct control addresses

@@ -155,6 +155,11 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 	}
 	n := len(ts.classes)
 	where := hostPort(r.v.Address, r.v.Port)
+	if ts.count(classOK) < n || n == 0 {
+		if j.judgeArrival(r, ts) {
+			return
+		}
+	}
 	if j.settleMixed(r, ts) {
 		if r.v.Verdict == VerdictOK && arrived > 0 {
 			r.v.Evidence = fmt.Sprintf("the datagram reached %s, whose host answered port unreachable itself (ICMP from the target address) in %d of %d tries: the UDP path to it works, nothing listens on this port", where, arrived, n)
@@ -171,12 +176,24 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 		j.udpRejected(r, ts)
 	case classUDPSilence:
 		what := fmt.Sprintf("no STUN answer from %s in %d of %d tries", where, n, n)
+		if j.judgeTrace(r, what) {
+			return
+		}
 		if j.udpPortScope(r, what) {
+			return
+		}
+		if j.judgeTracePeer(r, what) {
 			return
 		}
 		if !expect {
 			r.v.Verdict = VerdictInconclusive
 			r.v.Evidence = what + "; this server is not known to answer STUN, so its silence proves nothing"
+			if s := arrivalSilence(r.e); s != "" {
+				r.v.Evidence += "; " + s + ": Apple's hosts may ignore datagrams they do not expect, and without path evidence silence says nothing of a block"
+			}
+			if s := traceUnknown(r.e); s != "" {
+				r.v.Evidence += "; " + s
+			}
 			return
 		}
 		ref := j.ss.otherUDP(r.family, r.e.addr)

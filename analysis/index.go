@@ -68,6 +68,9 @@ type attempt struct {
 	connect *measurements.Observation // the TCP connect
 	control *measurements.Observation // the handshake with the control server name
 	main    *measurements.Observation // the handshake with the target name, the QUIC or STUN step
+	// arrival is the UDP endpoint's arrival step: datagrams of several
+	// kinds and what each drew.
+	arrival *measurements.Observation
 }
 
 // endpointObs gathers an endpoint's observations by repetition.
@@ -77,6 +80,9 @@ type endpointObs struct {
 	addr     netip.Addr
 	skipped  string
 	attempts []*attempt // sorted by repeat
+	// traces are the TTL-limited traces of the endpoint's flow, made in
+	// the confirmation pass.
+	traces []*measurements.Observation
 }
 
 func (e *endpointObs) at(repeat int) *attempt {
@@ -167,6 +173,12 @@ func buildIndex(in Input) *index {
 			ix.endpoints[key] = e
 			ix.endpointIDs = append(ix.endpointIDs, key)
 		}
+		if o.Step == measurements.StepTrace {
+			if o.Trace != nil && len(e.traces) < maxTracesPerEndpoint {
+				e.traces = append(e.traces, o)
+			}
+			continue
+		}
 		if o.Skipped != "" {
 			e.skipped = o.Skipped
 			continue
@@ -174,6 +186,10 @@ func buildIndex(in Input) *index {
 		a := e.at(o.Repeat)
 		a.confirm = a.confirm || o.Confirmation
 		switch {
+		case o.Step == measurements.StepArrival:
+			if o.Arrival != nil {
+				a.arrival = first(a.arrival, o)
+			}
 		case o.Step == measurements.StepTCP:
 			a.connect = first(a.connect, o)
 		case o.Control:
@@ -237,7 +253,12 @@ func kindOf(o *measurements.Observation, t *measurements.Target) string {
 		return transportTCP
 	case measurements.StepQUIC:
 		return transportQUIC
-	case measurements.StepUDP:
+	case measurements.StepUDP, measurements.StepArrival:
+		return transportUDP
+	case measurements.StepTrace:
+		if o.Trace != nil && o.Trace.Test.Network == transportTCP {
+			return transportTCP
+		}
 		return transportUDP
 	}
 	return string(o.Step)

@@ -93,6 +93,8 @@ const (
 	MethodTLSInterception = "tls.interception" // a certificate chain that is not the server's
 	MethodQUICTimeout     = "quic.timeout"     // QUIC silent while TCP to the same server or QUIC to a control host works
 	MethodUDPTimeout      = "udp.timeout"      // STUN silent where an answer is expected and other UDP gets through
+	MethodUDPPathDrop     = "udp.path_drop"    // UDP to Apple stops at a hop outside Apple's networks while UDP to a control address passes it
+	MethodUDPPayload      = "udp.payload"      // the datagram kinds FaceTime sends are dropped while another kind of the same size reaches Apple's host
 	MethodUDPRejected     = "udp.rejected"     // a firewall rejects UDP (ICMP administratively prohibited, or unreachable from another address) while other UDP gets through
 	MethodTLSBlockPage    = "tls.blockpage"    // a middlebox answers the ClientHello with an HTTP page while control hosts' handshakes verify
 )
@@ -202,6 +204,9 @@ type ServiceVerdict struct {
 	Confidence Confidence      `json:"confidence"`
 	Evidence   []string        `json:"evidence"`
 	Targets    []TargetVerdict `json:"targets"`
+	// Path is where a blocked service's packets stop, from the first of
+	// its blocked endpoints a trace placed; nil otherwise.
+	Path *PathPlace `json:"path,omitempty"`
 }
 
 // Confidence says how much agrees with a service verdict.
@@ -293,4 +298,25 @@ type EndpointVerdict struct {
 	// chain did not verify.
 	Issuer   string `json:"issuer,omitempty"`
 	Evidence string `json:"evidence"`
+	// Path is where the endpoint's packets stop, when a trace placed it.
+	Path *PathPlace `json:"path,omitempty"`
+}
+
+// PathPlace is where on the path a flow stops, as a trace placed it: the
+// hop's number and network, never its address (the first hops identify
+// the volunteer).
+type PathPlace struct {
+	// Hop is the last router that saw the flow (1 is the first router).
+	Hop int `json:"hop"`
+	// ASN and ASName are that router's network; 0 and "" when unknown.
+	ASN    uint   `json:"asn,omitempty"`
+	ASName string `json:"as_name,omitempty"`
+	// Private says the router's address is private: the network the
+	// volunteer is connected to (a home router, a school's, an office's).
+	Private bool `json:"private,omitempty"`
+	// OwnNetwork says the router is in the AS of the path's first public
+	// hop: the volunteer's own provider.
+	OwnNetwork bool `json:"own_network,omitempty"`
+	// DestinationHop is the hop of the destination, when known.
+	DestinationHop int `json:"destination_hop,omitempty"`
 }

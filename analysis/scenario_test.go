@@ -128,6 +128,16 @@ type world struct {
 	// it.
 	portCheck func(s *stepCtx)
 	rng       *mrand.Rand
+	// arrival, when set, makes the generator record an arrival step after
+	// the STUN step of every call endpoint and of a control STUN server
+	// on a call port, as the runner does, and rewrites each kind's
+	// evidence: prefilled as silence, a control known to answer STUN
+	// answering the STUN kind.
+	arrival func(s *stepCtx, k *measurements.ArrivalKind)
+	// path, when set, synthesises the traces the confirmation pass makes
+	// for the trace requests of Candidates; nil records none (a system
+	// that cannot read ICMP errors).
+	path *pathWorld
 	// confirming is set while the confirmation pass is synthesised.
 	confirming bool
 
@@ -298,6 +308,17 @@ func (w *world) confirm() {
 	for _, e := range c.Endpoints {
 		w.endpoint(target(e.Target), w.repeats, netip.MustParseAddr(e.Address), e.Port)
 	}
+	for _, tr := range c.Traces {
+		if w.path == nil {
+			break
+		}
+		t := target(tr.Target)
+		same := w.path.trace(tr.Address, tr.Port, "tcp", tr.Address, tr.TCPPort, t.Name, 0)
+		w.recordTrace(t, same)
+		if tr.ControlAddress != "" {
+			w.recordTrace(t, w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, same.Stop.DestinationHop))
+		}
+	}
 	for _, pc := range c.PortChecks {
 		t := target(pc.Target)
 		o := measurements.Observation{Step: measurements.StepTCP, Group: t.Group, Target: t.Name, Host: t.Host, Address: pc.Address,
@@ -421,6 +442,56 @@ func (w *world) endpoint(t *measurements.Target, repeat int, addr netip.Addr, po
 			u.Failure, u.Operation, u.Duration, u.STUN.Attempts = failTimeout, "read", stepTimeout, 4
 		}
 		run(u)
+		if w.arrival != nil && w.wantsArrival(t, port) {
+			a := base
+			a.Step, a.Transport, a.Duration = measurements.StepArrival, "udp", 3500*time.Millisecond
+			a.Arrival = &measurements.ArrivalDetails{}
+			s := &stepCtx{t: t, repeat: repeat, confirm: w.confirming, addr: addr, real: real, o: &a}
+			for _, kind := range []string{measurements.ArrivalSTUN, measurements.ArrivalQUICReserved, measurements.ArrivalQUICv1, measurements.ArrivalRandom} {
+				k := measurements.ArrivalKind{Kind: kind, Sent: 3, Size: 1200, Evidence: measurements.ArrivalSilence}
+				if real && t.STUNAnswers && kind == measurements.ArrivalSTUN {
+					k.Sent, k.Evidence, k.Answers, k.AnswerBytes, k.STUNClass = 1, measurements.ArrivalAnswer, 1, 32, "success"
+				}
+				if real {
+					w.arrival(s, &k)
+				}
+				a.Arrival.Kinds = append(a.Arrival.Kinds, k)
+			}
+			w.record(a)
+		}
+	}
+}
+
+// wantsArrival mirrors the runner: call endpoints, and control STUN
+// servers on a port of a call target.
+func (w *world) wantsArrival(t *measurements.Target, port int) bool {
+	switch t.Group {
+	case measurements.GroupCall:
+		return true
+	case measurements.GroupControl:
+		for _, c := range w.targets {
+			if c.Group == measurements.GroupCall && slices.Contains(c.Ports, port) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Arrival hooks: what Apple's host does with each kind of datagram.
+
+// kindPortUnreachable makes k draw an ICMP port unreachable from the target.
+func kindPortUnreachable(k *measurements.ArrivalKind) {
+	k.Sent, k.Evidence = 1, measurements.ArrivalPortUnreachable
+	k.ICMP = &measurements.ICMPDetails{Type: 3, Code: 3, FromTarget: true}
+}
+
+// kindAnswered makes k draw an answer; a reserved QUIC version's is a valid
+// Version Negotiation.
+func kindAnswered(k *measurements.ArrivalKind) {
+	k.Sent, k.Evidence, k.Answers, k.AnswerBytes = 1, measurements.ArrivalAnswer, 1, 1200
+	if k.Kind == measurements.ArrivalQUICReserved {
+		k.VersionNegotiation, k.AnswerBytes = "valid", 43
 	}
 }
 
@@ -514,4 +585,123 @@ func serverCert(t *measurements.Target) []byte {
 		return publicCA.leaf(t.ServerName)
 	}
 	return appleCA.leaf(t.ServerName)
+}
+
+// pathWorld is the path from the probe to every host: the same routers
+// for all, then the destination one hop past the last. It plays the
+// routers and the censor of a trace.
+type pathWorld struct {
+	// routers are hops 1 to len(routers); the destination is the next.
+	routers []measurements.TraceHop
+	// appleUDPStop: UDP to Apple's addresses goes no further than this
+	// hop (0: not dropped).
+	appleUDPStop int
+	// appleTCPStop: TCP to Apple's addresses goes no further (0: not).
+	appleTCPStop int
+	// portUDPStop: UDP on call ports (not 443) goes no further than this
+	// hop, whatever the destination (0: not dropped).
+	portUDPStop int
+	// noICMP: routers send no time exceeded.
+	noICMP bool
+	// otherRouters, when set, are the routers toward addresses that are
+	// not Apple's: a path that parts from Apple's (same length).
+	otherRouters []measurements.TraceHop
+}
+
+// isp is a path of four routers: the home router, two of the volunteer's
+// ISP (AS64500), a transit router (AS64510).
+func isp() *pathWorld {
+	return &pathWorld{routers: []measurements.TraceHop{
+		{Addr: "192.168.77.1", Private: true},
+		{Addr: "198.51.100.1", ASN: 64500, ASName: "Example ISP"},
+		{Addr: "198.51.100.9", ASN: 64500, ASName: "Example ISP"},
+		{Addr: "203.0.113.7", ASN: 64510, ASName: "Example Transit"},
+	}}
+}
+
+// reach returns the last router a flow passes and whether it reaches its
+// destination.
+func (p *pathWorld) reach(network, dst string, port int) (int, bool) {
+	apple := netip.MustParsePrefix("17.0.0.0/8").Contains(netip.MustParseAddr(dst))
+	last, arrives := len(p.routers), true
+	stop := func(h int) {
+		if h > 0 && h <= last {
+			last, arrives = h, false
+		}
+	}
+	if network == "udp" {
+		if apple {
+			stop(p.appleUDPStop)
+		}
+		if port != 443 {
+			stop(p.portUDPStop)
+		}
+	} else if apple {
+		stop(p.appleTCPStop)
+	}
+	return last, arrives
+}
+
+// trace synthesises one trace as pathprobe records it: two rounds per
+// TTL, test and control side by side, and the stop Decide would read.
+func (p *pathWorld) trace(testAddr string, port int, ctlNet, ctlAddr string, ctlPort int, ctlTarget string, destHop int) *measurements.TraceDetails {
+	d := &measurements.TraceDetails{
+		Test:    measurements.TraceFlow{Network: "udp", Address: testAddr, Port: port},
+		Control: measurements.TraceFlow{Network: ctlNet, Address: ctlAddr, Port: ctlPort}, ControlTarget: ctlTarget,
+	}
+	tLast, _ := p.reach("udp", testAddr, port)
+	cLast, cArrives := p.reach(ctlNet, ctlAddr, ctlPort)
+	dest := len(p.routers) + 1
+	reply := func(ttl, last int, arrives, answers bool, routers []measurements.TraceHop) measurements.TraceHop {
+		h := measurements.TraceHop{TTL: ttl, Reply: measurements.TraceReplyNone}
+		switch {
+		case ttl <= last && ttl <= len(routers) && !p.noICMP:
+			r := routers[ttl-1]
+			h.Reply, h.Addr, h.ASN, h.ASName, h.Private = measurements.TraceReplyTimeExceeded, r.Addr, r.ASN, r.ASName, r.Private
+		case ttl == dest && arrives && answers:
+			h.Reply, h.Addr = measurements.TraceReplyDestination, "" // the destination: its address is the flow's
+		}
+		return h
+	}
+	for ttl := 1; ttl <= dest; ttl++ {
+		for range 2 {
+			t := reply(ttl, tLast, false, false, p.routers)
+			t.Role = "test"
+			ctlRouters := p.routers
+			if p.otherRouters != nil && !netip.MustParsePrefix("17.0.0.0/8").Contains(netip.MustParseAddr(ctlAddr)) {
+				ctlRouters = p.otherRouters
+			}
+			c := reply(ttl, cLast, cArrives, ctlNet == "tcp", ctlRouters)
+			c.Role = "control"
+			d.Hops = append(d.Hops, t, c)
+			d.Probes += 2
+		}
+	}
+	sameAddr := ctlAddr == testAddr
+	if sameAddr && cArrives && ctlNet == "tcp" {
+		destHop = dest
+	}
+	d.Stop.DestinationHop = destHop
+	seenTest, seenCtl := tLast, cLast
+	if p.noICMP {
+		seenTest, seenCtl = 0, 0
+	}
+	switch {
+	case p.noICMP:
+		d.Stop.Reason = "no router answered either flow: routers that send no ICMP leave the place unknown"
+	case destHop == 0:
+		d.Stop.Reason = "the destination's hop is unknown"
+	case seenCtl-seenTest < 1 || seenTest+1 >= destHop:
+		d.Stop.Reason = "the control flow drew nothing past the test flow's last hop before the destination"
+	default:
+		r := p.routers[seenTest-1]
+		d.Stop = measurements.TraceStop{Known: true, Hop: seenTest, Addr: r.Addr, ASN: r.ASN, ASName: r.ASName, Private: r.Private,
+			DestinationHop: destHop, Reason: "the control flow passed the hop where the test flow stopped"}
+	}
+	return d
+}
+
+func (w *world) recordTrace(t *measurements.Target, d *measurements.TraceDetails) {
+	w.record(measurements.Observation{Step: measurements.StepTrace, Group: t.Group, Target: t.Name, Host: t.Host,
+		Address: d.Test.Address, Port: d.Test.Port, Transport: "udp", Repeat: w.repeats, Duration: 8 * time.Second, Trace: d})
 }

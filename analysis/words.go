@@ -44,6 +44,8 @@ var methodPhrases = map[string]string{
 	MethodTLSInterception: "connections are intercepted: the certificate is not Apple's",
 	MethodQUICTimeout:     "QUIC to Apple's servers gets no answer, while TCP to them or QUIC to other hosts works",
 	MethodUDPTimeout:      "UDP to Apple's servers gets no answer while other UDP does",
+	MethodUDPPathDrop:     "UDP to Apple's call servers is dropped on the way, at a router that lets UDP to other addresses through",
+	MethodUDPPayload:      "the kinds of datagram FaceTime sends are dropped on the way to Apple's servers, while other datagrams of the same size reach them",
 	MethodUDPRejected:     "a firewall rejects UDP to Apple's servers while other UDP gets through",
 	MethodTLSBlockPage:    "secure connections to Apple's servers are answered with a web page (a block page) instead of Apple's server",
 }

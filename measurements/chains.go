@@ -80,7 +80,7 @@ func storeChain(ctx context.Context, db execer, certs [][]byte) (string, error) 
 // encodeDetails is the details column of o at this schema version, and
 // the certificates it leaves out, to be stored in chains.
 func encodeDetails(o *Observation) (details []byte, chain [][]byte, err error) {
-	d := observationDetails{DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN, Confirmation: o.Confirmation, PortCheck: o.PortCheck}
+	d := observationDetails{DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN, Arrival: o.Arrival, Trace: o.Trace, Confirmation: o.Confirmation, PortCheck: o.PortCheck}
 	if o.TLS != nil && len(o.TLS.PeerCertificates) > 0 {
 		tls := *o.TLS
 		chain, tls.PeerCertificates = tls.PeerCertificates, nil

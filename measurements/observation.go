@@ -21,10 +21,16 @@ const (
 	StepTLS  Step = "tls"  // one TLS handshake over TCP
 	StepQUIC Step = "quic" // one QUIC handshake over UDP
 	StepUDP  Step = "udp"  // one STUN binding exchange over UDP
+	// StepArrival: datagrams of several kinds sent to one UDP address and
+	// port, and what each drew (ArrivalDetails).
+	StepArrival Step = "arrival"
+	// StepTrace: a TTL-limited trace of one flow against a control flow,
+	// and where the first stops (TraceDetails).
+	StepTrace Step = "trace"
 )
 
 // Steps lists every Step, for validation and iteration.
-var Steps = []Step{StepDNS, StepTCP, StepTLS, StepQUIC, StepUDP}
+var Steps = []Step{StepDNS, StepTCP, StepTLS, StepQUIC, StepUDP, StepArrival, StepTrace}
 
 // Groups of targets in a catalog.
 const (
@@ -96,6 +102,10 @@ type Observation struct {
 	TCP  *TCPDetails  `json:",omitempty"`
 	TLS  *TLSDetails  `json:",omitempty"` // for StepTLS and StepQUIC
 	STUN *STUNDetails `json:",omitempty"`
+	// Arrival is set for StepArrival.
+	Arrival *ArrivalDetails `json:",omitempty"`
+	// Trace is set for StepTrace. Address and Port are the test flow's.
+	Trace *TraceDetails `json:",omitempty"`
 }
 
 // Succeeded reports whether the step was attempted and did not fail.
@@ -268,6 +278,142 @@ type ICMPDetails struct {
 	// datagram reached that host (a port unreachable then means nothing
 	// listens on the port, not that the path is blocked).
 	FromTarget bool `json:"from_target"`
+}
+
+// ArrivalDetails records the datagram kinds sent to one UDP address and
+// port and the evidence each drew. No address other than the target's is
+// kept: an ICMP error's sender is reduced to whether it was the target.
+type ArrivalDetails struct {
+	// ICMPSkipped says why ICMP errors could not be read (no IP_RECVERR):
+	// then silence and an ICMP error look alike.
+	ICMPSkipped string        `json:"icmp_skipped,omitempty"`
+	Kinds       []ArrivalKind `json:"kinds"`
+}
+
+// Datagram kinds of ArrivalKind.Kind, as the probe names them.
+const (
+	ArrivalSTUN         = "stun"                  // a STUN binding request
+	ArrivalQUICReserved = "quic_reserved_version" // a QUIC Initial with a reserved version
+	ArrivalQUICv1       = "quic_v1"               // a QUIC v1 Initial like FaceTime's relay client's
+	ArrivalRandom       = "random"                // random bytes
+)
+
+// Evidence of one datagram kind, strongest first.
+const (
+	// ArrivalAnswer: a datagram came back from the target address.
+	ArrivalAnswer = "answer"
+	// ArrivalPortUnreachable: the target itself sent an ICMP port
+	// unreachable: the datagram arrived at the host.
+	ArrivalPortUnreachable = "port_unreachable_from_target"
+	// ArrivalICMPFromTarget: another ICMP error from the target address
+	// (its own firewall): the datagram arrived at the host.
+	ArrivalICMPFromTarget = "icmp_from_target"
+	// ArrivalICMPFromOther: an ICMP error from another address (a
+	// firewall's reject on the path): not arrival.
+	ArrivalICMPFromOther = "icmp_from_other_host"
+	// ArrivalSilence: nothing came back.
+	ArrivalSilence = "silence"
+)
+
+// ArrivalKind is what one kind of datagram drew.
+type ArrivalKind struct {
+	Kind     string `json:"kind"`     // Arrival* kinds
+	Sent     int    `json:"sent"`     // datagrams sent
+	Size     int    `json:"size"`     // bytes of each
+	Evidence string `json:"evidence"` // the strongest evidence seen
+	// Answers counts datagrams from the target (capped by the probe);
+	// AnswerBytes is the size of the first.
+	Answers     int `json:"answers,omitempty"`
+	AnswerBytes int `json:"answer_bytes,omitempty"`
+	// STUNClass is "success" or "error" for a STUN response with our
+	// transaction ID.
+	STUNClass string `json:"stun_class,omitempty"`
+	// VersionNegotiation is "valid" for a QUIC Version Negotiation that
+	// echoes our connection IDs, or why one was ignored.
+	VersionNegotiation string `json:"version_negotiation,omitempty"`
+	// ICMP is the first ICMP error read, without its sender's address.
+	ICMP *ICMPDetails `json:"icmp,omitempty"`
+	// Failure is a local failure (a socket that could not be made).
+	Failure string `json:"failure,omitempty"`
+}
+
+// Arrived reports whether this kind proved that a datagram reached the
+// target host: an answer from it, or an ICMP error it sent itself.
+func (k ArrivalKind) Arrived() bool {
+	switch k.Evidence {
+	case ArrivalAnswer, ArrivalPortUnreachable, ArrivalICMPFromTarget:
+		return true
+	}
+	return false
+}
+
+// TraceDetails records one TTL-limited trace: a test flow (the one
+// suspected blocked) probed side by side with a control flow, hop by hop.
+//
+// Hop addresses are kept here because mapping them to networks needs
+// them, but they are never exported: the first hops identify the
+// volunteer. Exports give hop numbers, AS numbers and AS names only.
+type TraceDetails struct {
+	Test    TraceFlow `json:"test"`
+	Control TraceFlow `json:"control"`
+	// ControlTarget names the catalog target whose address the control
+	// flow went to; the test's own target for a control to the same
+	// address.
+	ControlTarget string     `json:"control_target,omitempty"`
+	Hops          []TraceHop `json:"hops"`
+	Stop          TraceStop  `json:"stop"`
+	Probes        int        `json:"probes"`
+	// Skipped says why no probe could be read (no IP_RECVERR); Failure a
+	// local failure or an interruption; BudgetSpent that the run's budget
+	// of path probes ran out before the trace was complete.
+	Skipped     string `json:"skipped,omitempty"`
+	Failure     string `json:"failure,omitempty"`
+	BudgetSpent bool   `json:"budget_spent,omitempty"`
+}
+
+// TraceFlow is one flow of a trace.
+type TraceFlow struct {
+	Network string `json:"network"` // "udp" or "tcp" (a SYN)
+	Address string `json:"address"` // the flow's destination
+	Port    int    `json:"port"`
+}
+
+// Replies of a TraceHop.
+const (
+	TraceReplyNone         = "none"          // nothing within the wait
+	TraceReplyTimeExceeded = "time_exceeded" // a router at this TTL answered
+	TraceReplyDestination  = "destination"   // the destination answered
+	TraceReplyReset        = "reset"         // a TCP SYN drew a RST
+	TraceReplyUnreachable  = "unreachable"   // an ICMP unreachable from a host that is not the destination
+)
+
+// TraceHop is one TTL-limited probe.
+type TraceHop struct {
+	TTL   int    `json:"ttl"`
+	Role  string `json:"role"` // "test" or "control"
+	Reply string `json:"reply"`
+	// Addr is who answered; empty for silence. Never exported.
+	Addr   string `json:"addr,omitempty"`
+	ASN    uint   `json:"asn,omitempty"`
+	ASName string `json:"as_name,omitempty"`
+	// Private says Addr is private or reserved space: the volunteer's own
+	// network (a home router, a school's or an office's).
+	Private bool `json:"private,omitempty"`
+}
+
+// TraceStop is where the test flow stops, when the trace could place it.
+type TraceStop struct {
+	Known bool `json:"known"`
+	// Hop is the last router that saw the test flow (0: none did).
+	Hop    int    `json:"hop"`
+	Addr   string `json:"addr,omitempty"` // never exported
+	ASN    uint   `json:"asn,omitempty"`
+	ASName string `json:"as_name,omitempty"`
+	// Private says the stop's address is private or reserved space.
+	Private        bool   `json:"private,omitempty"`
+	Rejected       bool   `json:"rejected,omitempty"`
+	DestinationHop int    `json:"destination_hop,omitempty"`
+	Reason         string `json:"reason"`
 }
 
 // Run statuses.

@@ -111,7 +111,7 @@ FROM observations WHERE run_id = ? ORDER BY id`, runID)
 		if d.Chain != "" {
 			named = append(named, &d)
 		}
-		o.DNS, o.TCP, o.TLS, o.STUN = d.DNS, d.TCP, d.TLS, d.STUN
+		o.DNS, o.TCP, o.TLS, o.STUN, o.Arrival, o.Trace = d.DNS, d.TCP, d.TLS, d.STUN, d.Arrival, d.Trace
 		o.Confirmation, o.PortCheck = d.Confirmation, d.PortCheck
 		obs = append(obs, o)
 	}
@@ -137,10 +137,12 @@ FROM observations WHERE run_id = ? ORDER BY id`, runID)
 // observationDetails is the JSON of the details column: whichever of an
 // Observation's detail records is set.
 type observationDetails struct {
-	DNS  *DNSDetails  `json:"dns,omitempty"`
-	TCP  *TCPDetails  `json:"tcp,omitempty"`
-	TLS  *TLSDetails  `json:"tls,omitempty"`
-	STUN *STUNDetails `json:"stun,omitempty"`
+	DNS     *DNSDetails     `json:"dns,omitempty"`
+	TCP     *TCPDetails     `json:"tcp,omitempty"`
+	TLS     *TLSDetails     `json:"tls,omitempty"`
+	STUN    *STUNDetails    `json:"stun,omitempty"`
+	Arrival *ArrivalDetails `json:"arrival,omitempty"`
+	Trace   *TraceDetails   `json:"trace,omitempty"`
 	// Confirmation and PortCheck are the Observation's flags: kept with
 	// the details so that adding them needed no change of schema.
 	Confirmation bool `json:"confirmation,omitempty"`

@@ -111,6 +111,15 @@ func sampleObservations(runID int64) []Observation {
 			},
 		},
 		{
+			RunID: runID, Step: StepArrival, Group: GroupCall, Target: "facetime-relay", Host: "17.1.2.3",
+			Address: "17.1.2.3", Port: 16384, Transport: "udp", Started: t0.Add(5 * time.Second), Duration: 3 * time.Second,
+			Arrival: &ArrivalDetails{Kinds: []ArrivalKind{
+				{Kind: ArrivalSTUN, Sent: 3, Size: 1200, Evidence: ArrivalSilence},
+				{Kind: ArrivalQUICReserved, Sent: 1, Size: 1200, Evidence: ArrivalAnswer, Answers: 1, AnswerBytes: 43, VersionNegotiation: "valid"},
+				{Kind: ArrivalRandom, Sent: 1, Size: 1200, Evidence: ArrivalPortUnreachable, ICMP: &ICMPDetails{Type: 3, Code: 3, FromTarget: true}},
+			}},
+		},
+		{
 			RunID: runID, Step: StepTCP, Group: GroupControl, Target: "control", Host: "example.org",
 			Address: "2001:db8::1", Port: 443, Transport: "tcp", Started: t0.Add(6 * time.Second),
 			Skipped: SkipNoIPv6Route, TCP: &TCPDetails{Family: "ipv6"},

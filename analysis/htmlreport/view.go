@@ -78,6 +78,52 @@ type serviceRow struct {
 	Counts   string
 	Evidence []string
 	Targets  []targetRow
+	// Path is the row of hops of a blocked service whose stop a trace
+	// placed: the client, the hop where it stops (with its AS), the
+	// destination. Hop addresses are never shown.
+	Path []pathHop
+}
+
+// pathHop is one box of a path row.
+type pathHop struct {
+	Label, Sub, Class string
+}
+
+// pathRow draws where a service's packets stop.
+func pathRow(p *analysis.PathPlace, service string) []pathHop {
+	if p == nil {
+		return nil
+	}
+	row := []pathHop{{Label: "Your device", Class: classOK}}
+	switch {
+	case p.Hop == 2:
+		row = append(row, pathHop{Label: "hop 1", Sub: "passed", Class: classOK})
+	case p.Hop > 2:
+		row = append(row, pathHop{Label: fmt.Sprintf("hops 1\u2013%d", p.Hop-1), Sub: "passed", Class: classOK})
+	}
+	stop := pathHop{Label: fmt.Sprintf("hop %d", p.Hop), Class: classBlocked}
+	switch {
+	case p.Hop == 0:
+		stop.Label = "this computer"
+	case p.Private:
+		stop.Sub = "your own network (a private address)"
+	case p.ASN == 0:
+		stop.Sub = "network unknown"
+	default:
+		stop.Sub = fmt.Sprintf("AS%d", p.ASN)
+		if p.ASName != "" {
+			stop.Sub += " " + p.ASName
+		}
+		if p.OwnNetwork {
+			stop.Sub += ", the network you are on"
+		}
+	}
+	stop.Sub += ": stops here"
+	dest := "Apple"
+	if service == measurements.GroupControl {
+		dest = "the server"
+	}
+	return append(row, stop, pathHop{Label: dest, Sub: "not reached", Class: classNone})
 }
 
 type targetRow struct {
@@ -428,6 +474,9 @@ func buildServiceRow(s analysis.ServiceVerdict) serviceRow {
 		Sure:     words(confidenceWords, c.Level),
 		Counts:   fmt.Sprintf("%d of %d hosts agree; endpoints: %d measured, %d ok, %d blocked", c.TargetsAgreeing, c.Targets, c.Endpoints, c.EndpointsOK, c.EndpointsBlocked),
 		Evidence: s.Evidence,
+	}
+	if s.Verdict == analysis.VerdictBlocked || s.Verdict == analysis.VerdictDegraded {
+		r.Path = pathRow(s.Path, s.Service)
 	}
 	for _, t := range s.Targets {
 		r.Targets = append(r.Targets, targetRow{Host: t.Host, Class: serviceClass(t.Verdict), Verdict: t.Verdict, Method: t.Method, Reason: t.Reason})

@@ -41,6 +41,7 @@ const (
 	kindDuration                   // a Go duration (90s, 3m, 1h30m), not negative
 	kindLogFormat                  // text or json
 	kindHostPort                   // HOST:PORT
+	kindBool                       // true or false
 )
 
 // configKey is a key of the config file and the run flag it stands for.
@@ -66,6 +67,7 @@ var configKeys = []configKey{
 	{"timeout", "timeout", kindDuration},
 	{"log_format", "log-format", kindLogFormat},
 	{"stun_server", "stun-server", kindHostPort},
+	{"no_path_probes", "no-path-probes", kindBool},
 }
 
 func lookupConfigKey(name string) (configKey, bool) {
@@ -249,6 +251,12 @@ func checkConfigValue(kind valueKind, value, dir, home string) ([]string, error)
 			return nil, fmt.Errorf("%s is not HOST:PORT", inputfile.Quote(value))
 		}
 		return []string{value}, nil
+	case kindBool:
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not true or false", inputfile.Quote(value))
+		}
+		return []string{strconv.FormatBool(b)}, nil
 	case kindLogFormat:
 		var f logFormat
 		if err := f.Set(value); err != nil {

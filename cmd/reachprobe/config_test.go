@@ -22,13 +22,14 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "every key",
 			text: "# reachprobe\n\ntargets = my.catalog\r\ndb = ~/rp/reachprobe.db\ncontrol_doh = https://1.1.1.1/dns-query , https://doh.test:8443/q\n" +
-				"ca_file = /a.pem, b.pem\napple_ca_file = test-apple.pem\nresolv_conf = /etc/resolv.conf\nparallel = 8\nrepeat = 3\nrepeat_spacing = 90s\ntimeout = 20m\nlog_format = json\nstun_server = stun.test:3478\n",
+				"ca_file = /a.pem, b.pem\napple_ca_file = test-apple.pem\nresolv_conf = /etc/resolv.conf\nparallel = 8\nrepeat = 3\nrepeat_spacing = 90s\ntimeout = 20m\nlog_format = json\nstun_server = stun.test:3478\nno_path_probes = 1\n",
 			want: map[string][]string{
 				"targets": {"/etc/rp/my.catalog"}, "db": {"/home/u/rp/reachprobe.db"},
 				"control_doh": {"https://1.1.1.1/dns-query", "https://doh.test:8443/q"}, "ca_file": {"/a.pem", "/etc/rp/b.pem"},
 				"apple_ca_file": {"/etc/rp/test-apple.pem"},
 				"resolv_conf":   {"/etc/resolv.conf"}, "parallel": {"8"}, "repeat": {"3"}, "repeat_spacing": {"90s"},
 				"timeout": {"20m"}, "log_format": {"json"}, "stun_server": {"stun.test:3478"},
+				"no_path_probes": {"true"},
 			},
 		},
 		{name: "empty", text: "", want: map[string][]string{}},
@@ -46,6 +47,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad log format", text: "log_format = xml\n", wantErr: file + `:1: log_format: want "text" or "json"`},
 		{name: "other user's home", text: "db = ~bob/x.db\n", wantErr: file + `:1: db: "~bob/x.db": only ~/`},
 		{name: "STUN server without port", text: "stun_server = stun.test\n", wantErr: file + `:1: stun_server: "stun.test" is not HOST:PORT`},
+		{name: "bad bool", text: "no_path_probes = yes\n", wantErr: file + `:1: no_path_probes: "yes" is not true or false`},
 		{name: "section header", text: "[run]\n", wantErr: file + `:1: "[run]" is not a "key = value" line`},
 	}
 	for _, tt := range tests {

@@ -33,5 +33,16 @@ func planConfirmation(ctx context.Context, store *measurements.Store, runID int6
 			plan.PortChecks = append(plan.PortChecks, runner.PortCheck{Target: pc.Target, Address: a, Port: pc.Port, Transport: pc.Transport})
 		}
 	}
+	for _, tr := range c.Traces {
+		a, err := netip.ParseAddr(tr.Address)
+		if err != nil {
+			continue
+		}
+		req := runner.TraceRequest{Target: tr.Target, Test: netip.AddrPortFrom(a, uint16(tr.Port)), TCPPort: tr.TCPPort, ControlTarget: tr.ControlTarget}
+		if ctl, err := netip.ParseAddr(tr.ControlAddress); err == nil {
+			req.Control = ctl
+		}
+		plan.Traces = append(plan.Traces, req)
+	}
 	return plan, nil
 }

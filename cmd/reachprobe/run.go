@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/catalog"
 	"github.com/reachprobe/reachprobe/probes/dnsprobe"
+	"github.com/reachprobe/reachprobe/probes/netid"
 	"github.com/reachprobe/reachprobe/probes/runner"
 	"github.com/reachprobe/reachprobe/probes/tlsprobe"
 )
@@ -55,6 +57,7 @@ type runOptions struct {
 	pruneOlderThan ageFlag
 	stunServer     string
 	noNetworkID    bool
+	noPathProbes   bool
 }
 
 // newRunFlagSet makes a flag set with run's flags that the config file can
@@ -74,6 +77,7 @@ func newRunFlagSet(env *environ, name, args, about string, o *runOptions) *flag.
 	fs.DurationVar(&o.timeout, "timeout", 0, "deadline for the whole run (default 2m per repetition plus the spacing)")
 	fs.Var(&o.logFormat, "log-format", "`FORMAT` of what is written to standard error: text, or json (one object per line and event)")
 	fs.StringVar(&o.stunServer, "stun-server", defaultSTUNServer, "STUN server (`HOST:PORT`, the name resolved with the system resolver) that tells the probe's public address during the run, to look up its network (AS, country); the address itself is never stored")
+	fs.BoolVar(&o.noPathProbes, "no-path-probes", false, "send no arrival datagrams (QUIC Initials of a reserved version, random bytes) and no TTL-limited traces: FaceTime's verdict and the place of a block then rest on less evidence")
 	fs.BoolVar(&o.noNetworkID, "no-network-id", false, "do not look up the network measured from (no STUN request): it is recorded as AS0 / ZZ")
 	fs.StringVar(&o.config, "config", "", "config `FILE` (default "+configFileHelp+"); flags override it")
 	return fs
@@ -186,6 +190,17 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		Catalog: cat, Resolver: resolver, DoHURLs: doh, RootCAs: roots, Apple: apple,
 		Parallel: o.parallel, Repeat: o.repeat, RepeatSpacing: spacing,
 		Recorder: store, RunID: runID, Progress: func(p runner.Progress) { tally.add(p.Last); prog.update(p) },
+		NoPathProbes: o.noPathProbes,
+	}
+	if v := env.getenv(labASNEnv); v != "" {
+		entries, err := parseLabASNs(v)
+		if err != nil {
+			return usageError{err}
+		}
+		r.ASLookup = labASLookup(entries, func(a netip.Addr) (uint, string) {
+			asn, name, _ := netid.Lookup(a)
+			return asn, name
+		})
 	}
 	if o.confirmDelay > 0 {
 		r.ConfirmDelay = o.confirmDelay
@@ -195,7 +210,7 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		r.Confirming = func(plan runner.ConfirmPlan, delay time.Duration) {
 			n := len(plan.Endpoints) + len(plan.Names)
 			log.event("confirming", "run_id", runID, "endpoints", len(plan.Endpoints), "names", len(plan.Names),
-				"port_checks", len(plan.PortChecks), "delay", delay.String())
+				"port_checks", len(plan.PortChecks), "traces", len(plan.Traces), "delay", delay.String())
 			prog.note(fmt.Sprintf("confirming %d endpoints and names in %s", n, delay))
 		}
 	}

@@ -264,6 +264,21 @@ func result(o *measurements.Observation) string {
 		return fmt.Sprintf("ok %s %s alpn=%s verified=%v", o.TLS.TLSVersion, o.TLS.CipherSuite, o.TLS.NegotiatedProtocol, o.TLS.Verified)
 	case o.STUN != nil:
 		return fmt.Sprintf("ok STUN %s after %d attempt(s)", o.STUN.Class, o.STUN.Attempts)
+	case o.Arrival != nil:
+		var kinds []string
+		for _, k := range o.Arrival.Kinds {
+			kinds = append(kinds, k.Kind+"="+k.Evidence)
+		}
+		return strings.Join(kinds, " ")
+	case o.Trace != nil:
+		switch t := o.Trace; {
+		case t.Skipped != "":
+			return "trace skipped: " + t.Skipped
+		case t.Stop.Known:
+			return fmt.Sprintf("trace vs %s %s: stops at hop %d (AS%d) after %d probes", t.Control.Network, t.ControlTarget, t.Stop.Hop, t.Stop.ASN, t.Probes)
+		default:
+			return fmt.Sprintf("trace vs %s %s: place unknown after %d probes (%s)", t.Control.Network, t.ControlTarget, t.Probes, t.Stop.Reason)
+		}
 	}
 	return "ok"
 }

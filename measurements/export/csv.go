@@ -87,6 +87,29 @@ var csvColumns = []csvColumn{
 	{"stun_attempts", stunField(func(s *measurements.STUNDetails) string { return strconv.Itoa(s.Attempts) })},
 	{"stun_responded", stunField(func(s *measurements.STUNDetails) string { return strconv.FormatBool(s.Responded) })},
 	{"stun_class", stunField(func(s *measurements.STUNDetails) string { return s.Class })},
+	{"arrival_kinds", func(r csvRow) string {
+		if r.o.Arrival == nil {
+			return ""
+		}
+		return arrivalSummary(r.o.Arrival)
+	}},
+	{"trace_control", traceField(func(d *measurements.TraceDetails) string {
+		if d.Control.Address == d.Test.Address {
+			return d.Control.Network + " same address"
+		}
+		return d.Control.Network + " " + d.ControlTarget
+	})},
+	{"trace_hops", traceField(traceHops)},
+	{"trace_stop", traceField(traceStop)},
+}
+
+func traceField(f func(*measurements.TraceDetails) string) func(csvRow) string {
+	return func(r csvRow) string {
+		if r.o.Trace == nil {
+			return ""
+		}
+		return f(r.o.Trace)
+	}
 }
 
 // CSVHeader returns the names of the CSV's columns, in order.

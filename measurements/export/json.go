@@ -65,6 +65,10 @@ type jsonObservation struct {
 	TCP          *measurements.TCPDetails  `json:"tcp,omitempty"`
 	TLS          *measurements.TLSDetails  `json:"tls,omitempty"`
 	STUN         *measurements.STUNDetails `json:"stun,omitempty"`
+	// Arrival has no address but the target's; Trace has none at all
+	// (traceView drops every hop's).
+	Arrival *measurements.ArrivalDetails `json:"arrival,omitempty"`
+	Trace   *exportTrace                 `json:"trace,omitempty"`
 }
 
 // WriteJSON writes one JSON document: the format's name and version, every
@@ -128,6 +132,7 @@ func newJSONRun(r *Run) jsonRun {
 			Port: o.Port, Transport: o.Transport, Repeat: o.Repeat, Control: o.Control, Confirmation: o.Confirmation, PortCheck: o.PortCheck, Started: timeOrNil(o.Started),
 			DurationMS: float64(o.Duration) / float64(time.Millisecond), Failure: o.Failure, Operation: o.Operation,
 			Skipped: o.Skipped, DNS: o.DNS, TCP: o.TCP, TLS: o.TLS, STUN: o.STUN,
+			Arrival: o.Arrival, Trace: traceView(o.Trace),
 		}
 	}
 	return out

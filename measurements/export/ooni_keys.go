@@ -127,7 +127,11 @@ type ooniReachprobe struct {
 	DNS                   *analysis.DNSVerdict       `json:"dns"`
 	Endpoints             []analysis.EndpointVerdict `json:"endpoints"`
 	STUN                  []ooniSTUN                 `json:"stun"`
-	Skipped               []ooniSkipped              `json:"skipped"`
+	// Arrival and Traces are path evidence; OONI has no standard test
+	// keys for either (see README, OONI export).
+	Arrival []ooniArrival `json:"arrival"`
+	Traces  []exportTrace `json:"traces"`
+	Skipped []ooniSkipped `json:"skipped"`
 }
 
 // ooniService is the verdict on the target's service.
@@ -149,6 +153,15 @@ type ooniSTUN struct {
 	Class         string  `json:"class"`
 	Failure       *string `json:"failure"`
 	TransactionID int64   `json:"transaction_id"`
+}
+
+// ooniArrival is one arrival step: the target's address and port, and
+// what each datagram kind drew.
+type ooniArrival struct {
+	Address string  `json:"address"`
+	T0      float64 `json:"t0"`
+	T       float64 `json:"t"`
+	measurements.ArrivalDetails
 }
 
 // ooniSkipped is a step recorded without being attempted.
@@ -209,6 +222,10 @@ func newTestKeys(r *Run, t measurements.Target, obs []*measurements.Observation,
 				Address: endpoint(o), ExpectAnswer: o.STUN.ExpectAnswer, Attempts: o.STUN.Attempts,
 				Responded: o.STUN.Responded, Class: o.STUN.Class, Failure: failureOf(o), TransactionID: txID,
 			})
+		case o.Step == measurements.StepArrival && o.Arrival != nil:
+			k.Reachprobe.Arrival = append(k.Reachprobe.Arrival, ooniArrival{Address: endpoint(o), T0: t0, T: t1, ArrivalDetails: *o.Arrival})
+		case o.Step == measurements.StepTrace && o.Trace != nil:
+			k.Reachprobe.Traces = append(k.Reachprobe.Traces, *traceView(o.Trace))
 		}
 	}
 	return k
@@ -221,6 +238,7 @@ func newReachprobeKeys(r *Run, t measurements.Target) ooniReachprobe {
 		AnalysisFormatVersion: rep.FormatVersion, RunID: r.Run.ID, RunStatus: r.Run.Status,
 		Target: t.Name, Group: t.Group, Repeats: rep.Repeats, Network: rep.Network,
 		Endpoints: []analysis.EndpointVerdict{}, STUN: []ooniSTUN{}, Skipped: []ooniSkipped{},
+		Arrival: []ooniArrival{}, Traces: []exportTrace{},
 	}
 	for i := range rep.Services {
 		s := &rep.Services[i]

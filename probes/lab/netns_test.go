@@ -50,6 +50,12 @@ type lab struct {
 	// Namespace names.
 	client, censor, internet string
 	iptables                 string // the iptables command that works here
+	// isp and transit are the routers of a lab built with ISP routers
+	// (newISPLab), between the censor and the internet; "" otherwise.
+	isp, transit string
+	// env is added to the probe's environment (the ASN test hook), args
+	// to its run flags.
+	env, args []string
 
 	mu      sync.Mutex
 	helpers []*helper
@@ -147,8 +153,10 @@ func (l *lab) teardown() {
 	for _, h := range helpers {
 		h.stop()
 	}
-	for _, ns := range []string{l.client, l.censor, l.internet} {
-		removeNamespace(ns)
+	for _, ns := range []string{l.client, l.censor, l.internet, l.isp, l.transit} {
+		if ns != "" {
+			removeNamespace(ns)
+		}
 	}
 }
 

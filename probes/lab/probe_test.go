@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -104,7 +105,11 @@ func (l *lab) runProbeCatalog(repeat int, path string) *probeRun {
 		"--timeout", timeout.String(),
 		"-v",
 	)
+	args = append(args, l.args...)
 	cmd := exec.CommandContext(ctx, "ip", args...)
+	if len(l.env) > 0 {
+		cmd.Env = append(os.Environ(), l.env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	started := time.Now()
@@ -184,6 +189,8 @@ type report struct {
 		Failure   string `json:"failure"`
 		Operation string `json:"operation"`
 		Skipped   string `json:"skipped"`
+		Scope     string `json:"scope"`
+		Evidence  string `json:"evidence"`
 	} `json:"endpoints"`
 }
 

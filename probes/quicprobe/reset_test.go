@@ -3,6 +3,7 @@ package quicprobe
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -44,9 +45,19 @@ func TestStatelessResetClassified(t *testing.T) {
 	}
 	accepted := make(chan struct{})
 	go func() {
-		if _, err := ln1.Accept(context.Background()); err == nil {
-			close(accepted)
+		sc, err := ln1.Accept(context.Background())
+		if err != nil {
+			return
 		}
+		// A stream from the server: by the time the client reads it,
+		// the server's HANDSHAKE_DONE has arrived too, so the client has
+		// stopped sending Handshake packets, which a stateless reset
+		// never answers (RFC 9000 §10.3 applies to short headers).
+		if str, err := sc.OpenUniStream(); err == nil {
+			str.Write([]byte("x"))
+			str.Close()
+		}
+		close(accepted)
 	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -59,6 +70,13 @@ func TestStatelessResetClassified(t *testing.T) {
 	case <-accepted:
 	case <-ctx.Done():
 		t.Fatal("the server did not accept the connection")
+	}
+	str, err := conn.AcceptUniStream(ctx)
+	if err != nil {
+		t.Fatalf("no stream from the server: %v", err)
+	}
+	if _, err := io.ReadAll(str); err != nil {
+		t.Fatalf("reading the server's stream: %v", err)
 	}
 	// The first server vanishes without a word: its socket closes under it.
 	udp1.Close()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reachprobe/reachprobe/measurements"
+	"github.com/reachprobe/reachprobe/probes/pathprobe"
 	"github.com/reachprobe/reachprobe/probes/stunprobe"
 	"github.com/reachprobe/reachprobe/probes/tlsprobe"
 )
@@ -24,6 +25,21 @@ type ConfirmPlan struct {
 	// PortChecks are connects (TCP) or STUN requests (UDP) to a control
 	// host's address on a port an endpoint of Apple's failed on.
 	PortChecks []PortCheck
+	// Traces are TTL-limited traces of UDP endpoints (see TraceRequest);
+	// the runner drops them when NoPathProbes is set.
+	Traces []TraceRequest
+}
+
+// TraceRequest asks for the traces of one UDP endpoint: its flow against
+// TCP to the same address on TCPPort, then, when Control is valid,
+// against UDP on the same port toward Control (a control host's address,
+// of ControlTarget), told the destination's hop the first trace found.
+type TraceRequest struct {
+	Target        string
+	Test          netip.AddrPort
+	TCPPort       int
+	ControlTarget string
+	Control       netip.Addr
 }
 
 // ConfirmEndpoint is one endpoint to measure again.
@@ -45,8 +61,12 @@ type PortCheck struct {
 
 // Empty reports whether the plan measures nothing.
 func (p ConfirmPlan) Empty() bool {
-	return len(p.Endpoints) == 0 && len(p.Names) == 0 && len(p.PortChecks) == 0
+	return len(p.Endpoints) == 0 && len(p.Names) == 0 && len(p.PortChecks) == 0 && len(p.Traces) == 0
 }
+
+// maxTraces bounds the trace requests of a run whatever the plan says;
+// the run's pathprobe budget bounds their probes and time too.
+const maxTraces = 4
 
 // maxConfirmSteps bounds the confirmation pass whatever the plan says: the
 // plan comes from what the network answered, and the network must never
@@ -126,6 +146,13 @@ func (s *state) confirm(ctx context.Context, repeat int) error {
 			s.record(ctx, t, repeat, o)
 		})
 	}
+	if len(plan.Traces) > 0 {
+		budget := pathprobe.NewDefaultBudget() // one per run: every trace shares it
+		for _, tr := range plan.Traces {
+			t := s.target(tr.Target)
+			wg.Go(func() { s.trace(ctx, t, repeat, tr, budget) })
+		}
+	}
 	wg.Wait()
 	return nil
 }
@@ -151,6 +178,15 @@ func (s *state) bound(plan ConfirmPlan) ConfirmPlan {
 		if s.target(pc.Target) != nil && pc.Address.IsValid() && pc.Port > 0 && pc.Port < 65536 && n < maxConfirmSteps {
 			out.PortChecks = append(out.PortChecks, pc)
 			n++
+		}
+	}
+	if !s.r.NoPathProbes {
+		for _, tr := range plan.Traces {
+			ctl := s.target(tr.ControlTarget)
+			if s.target(tr.Target) != nil && tr.Test.IsValid() && tr.Test.Port() > 0 && tr.TCPPort > 0 && tr.TCPPort < 65536 &&
+				len(out.Traces) < maxTraces && (!tr.Control.IsValid() || ctl != nil) {
+				out.Traces = append(out.Traces, tr)
+			}
 		}
 	}
 	return out

@@ -108,6 +108,14 @@ type Runner struct {
 	// ConfirmDelay is the pause before the confirmation pass; 0 means
 	// DefaultConfirmDelay, a negative value no pause (tests).
 	ConfirmDelay time.Duration
+	// NoPathProbes turns off the probes that are more visible on the
+	// wire than a handshake: the arrival step's unusual datagrams (a QUIC
+	// Initial with a reserved version, random bytes) and TTL-limited
+	// traces. The zero value sends them.
+	NoPathProbes bool
+	// ASLookup maps a trace's hop addresses to their networks; nil means
+	// the embedded ASN database (probes/netid). Labs pass their own.
+	ASLookup func(netip.Addr) (asn uint, name string)
 	// Confirming, when set, is told what the confirmation pass will
 	// measure and after how long, before the pause.
 	Confirming func(plan ConfirmPlan, delay time.Duration)
@@ -310,6 +318,9 @@ func (s *state) measureEndpointAs(ctx context.Context, t *measurements.Target, r
 	}
 	if t.Has("udp") {
 		rec(stunprobe.Binding(ctx, ap, t.STUNAnswers))
+		if s.wantsArrival(t, int(ap.Port())) {
+			rec(measureArrival(ctx, ap))
+		}
 	}
 }
 

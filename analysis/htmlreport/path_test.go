@@ -1,0 +1,39 @@
+package htmlreport
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestPathRow checks that a blocked service whose stop a trace placed is
+// drawn as a row of hops (the client, the hop with its AS, Apple), and
+// that no hop address reaches the page, not even from the evidence.
+func TestPathRow(t *testing.T) {
+	tests := []struct {
+		scenario string
+		want     []string
+	}{
+		{"call_path_dropped_in_isp", []string{`<ol class="path"`, "Your device", "hop 1", "hop 2", "AS64500 Example ISP, the network you are on: stops here", "Apple"}},
+		{"call_path_dropped_at_home", []string{`<ol class="path"`, "hop 1", "your own network (a private address): stops here"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			page := string(render(t, singleInput(t, tt.scenario)))
+			for _, w := range tt.want {
+				if !strings.Contains(page, w) {
+					t.Errorf("the page lacks %q", w)
+				}
+			}
+			for _, hop := range []string{"192.168.77.1", "198.51.100.1", "198.51.100.9", "203.0.113.7"} {
+				if strings.Contains(page, hop) {
+					t.Errorf("the page shows hop address %s", hop)
+				}
+			}
+		})
+	}
+	t.Run("no row without a placed stop", func(t *testing.T) {
+		if page := string(render(t, singleInput(t, "call_path_no_icmp"))); strings.Contains(page, `<ol class="path"`) {
+			t.Error("a path row where no trace placed a stop")
+		}
+	})
+}

@@ -1,0 +1,50 @@
+package export
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// hopAddresses are the router addresses of the golden case's path
+// (analysis/scenario_test.go, isp): the home router and the ISP's and a
+// transit network's. They are in the database; no export may carry them.
+var hopAddresses = []string{"192.168.77.1", "198.51.100.1", "198.51.100.9", "203.0.113.7"}
+
+// TestPathEvidencePrivacy exports a run with arrival steps and traces
+// (UDP to Apple dropped at the home router) in every format and checks
+// that hop addresses are gone while hop numbers and AS numbers remain.
+func TestPathEvidencePrivacy(t *testing.T) {
+	for _, name := range []string{"call_path_dropped_at_home", "call_path_dropped_in_isp"} {
+		run := loadCase(t, name, 1)
+		formats := []struct {
+			name  string
+			write func(*bytes.Buffer) error
+		}{
+			{"CSV", func(b *bytes.Buffer) error { return WriteCSV(b, Slice([]Run{run})) }},
+			{"JSON", func(b *bytes.Buffer) error { return WriteJSON(b, Slice([]Run{run})) }},
+			{"OONI", func(b *bytes.Buffer) error {
+				return WriteOONI(b, Slice([]Run{run}), OONIOptions{})
+			}},
+		}
+		for _, f := range formats {
+			t.Run(name+"/"+f.name, func(t *testing.T) {
+				var buf bytes.Buffer
+				if err := f.write(&buf); err != nil {
+					t.Fatal(err)
+				}
+				out := buf.String()
+				for _, a := range hopAddresses {
+					if strings.Contains(out, a) {
+						t.Errorf("%s carries hop address %s", f.name, a)
+					}
+				}
+				for _, want := range []string{"64500", "trace"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("%s lacks %q: the path evidence is missing", f.name, want)
+					}
+				}
+			})
+		}
+	}
+}

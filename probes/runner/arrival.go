@@ -12,7 +12,8 @@ import (
 )
 
 // wantsArrival reports whether the endpoint at port of t gets an arrival
-// step after its STUN exchange: every UDP endpoint of the call group, and
+// step after a STUN exchange that got no answer: every UDP endpoint of the
+// call group, and
 // a control STUN server's endpoint on one of the call group's ports, where
 // its evidence tells payload filtering from a host that ignores a kind.
 func (s *state) wantsArrival(t *measurements.Target, port int) bool {

@@ -212,11 +212,7 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 		r.lossLike = true
 		r.candidate = MethodUDPTimeout
 		r.bare = j.ss.tcpAt(r.e.addr) == nil && j.ss.tcpInNetworks(r.e.target, r.family) == nil
-		if ref.step == measurements.StepUDP {
-			r.v.Control = fmt.Sprintf("STUN control %s answered in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
-		} else {
-			r.v.Control = fmt.Sprintf("QUIC to %s worked in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
-		}
+		r.v.Control = udpControlWords(ref)
 		r.v.Evidence = what + ", a server known to answer; " + r.v.Control
 	case classUDPRefused:
 		// Port unreachable from an address the probe could not read (a
@@ -398,10 +394,16 @@ func (j *endpointJudge) udpRejected(r *judged, ts tries) {
 		return
 	}
 	r.candidate = MethodUDPRejected
-	if ref.step == measurements.StepUDP {
-		r.v.Control = fmt.Sprintf("STUN control %s answered in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
-	} else {
-		r.v.Control = fmt.Sprintf("QUIC to %s worked in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
-	}
+	r.v.Control = udpControlWords(ref)
 	r.v.Evidence = what + ", by a firewall on the path; " + r.v.Control
+}
+
+// udpControlWords says what the UDP that got through (ref, a control STUN
+// server or a QUIC handshake) showed: the control of a silent or rejected
+// UDP endpoint.
+func udpControlWords(ref *series) string {
+	if ref.step == measurements.StepUDP {
+		return fmt.Sprintf("STUN control %s answered in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
+	}
+	return fmt.Sprintf("QUIC to %s worked in %d of %d tries", ref.target.Host, ref.successes, ref.attempts)
 }

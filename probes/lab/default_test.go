@@ -26,7 +26,10 @@ var labReportDir = flag.String("lab-report-dir", "", "write the HTML report of e
 // fake internet agree), and on a network that drops every packet the run
 // must end with nothing called blocked. It logs the run time and peak
 // memory of each; the figures are reported, not asserted.
-func TestLabDefaultCatalog(t *testing.T) {
+// defaultCatalogPlan skips t where the lab cannot run and returns the
+// lab's plan for the embedded default catalog.
+func defaultCatalogPlan(t *testing.T) *Plan {
+	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
@@ -41,6 +44,11 @@ func TestLabDefaultCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return plan
+}
+
+func TestLabDefaultCatalog(t *testing.T) {
+	plan := defaultCatalogPlan(t)
 	cases := []struct {
 		name   string
 		censor func(l *lab)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/reachprobe/reachprobe/measurements"
-	"github.com/reachprobe/reachprobe/probes/catalog"
 )
 
 // defaultCallPorts are the UDP ports of the default catalog's call
@@ -23,20 +22,7 @@ const defaultCallPorts = "3478:3497,16384:16402"
 //
 //	flock /tmp/reachprobe-lab.lock go test -count=1 -tags lab -v -run 'TestLabPath/NAME' ./probes/lab/
 func TestLabPath(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := NewPlan(cat)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := defaultCatalogPlan(t)
 	cases := []struct {
 		name   string
 		censor func(l *lab)

@@ -144,7 +144,7 @@ func exitCode(env *environ, err error) int {
 func printUsage(w io.Writer) {
 	fmt.Fprintf(w, "reachprobe %s: measures whether Apple push, iMessage identity and FaceTime call endpoints are reachable from this network.\n\nUsage: reachprobe COMMAND [flags]\n\nCommands:\n", version)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun \"reachprobe COMMAND --help\" for a command's flags.\nNothing is uploaded: observations stay in the local database.\n")
 }

@@ -13,6 +13,15 @@ import (
 type RunVerdicts struct {
 	Run    measurements.Run
 	Report Report
+	// AnalysisVersion is the Version of the analysis that judged the run:
+	// this one's for a run judged now or whose verdicts were kept under
+	// it; for a pruned run, the one that judged it before its
+	// observations went, or 0 when that was not recorded (a run pruned
+	// before versions were kept with summaries).
+	AnalysisVersion int
+	// Pruned is whether the run's observations were deleted and its
+	// verdicts come from the summary kept then.
+	Pruned bool
 }
 
 // ForHistory is run and rep as a history needs them: the app and service
@@ -22,6 +31,12 @@ type RunVerdicts struct {
 // history of a year of hourly runs keeps 8760 of these, a few hundred
 // bytes each, not 8760 reports.
 func ForHistory(run measurements.Run, rep Report) RunVerdicts {
+	return RunVerdicts{Run: run, Report: rep, AnalysisVersion: Version}.Slim()
+}
+
+// Slim is rv with only what History reads of its report (see ForHistory).
+func (rv RunVerdicts) Slim() RunVerdicts {
+	rep := rv.Report
 	kept := Report{Network: Network{Status: rep.Network.Status}}
 	for _, a := range rep.Apps {
 		kept.Apps = append(kept.Apps, AppVerdict{App: a.App, Verdict: a.Verdict, Scope: a.Scope})
@@ -29,7 +44,8 @@ func ForHistory(run measurements.Run, rep Report) RunVerdicts {
 	for _, s := range rep.Services {
 		kept.Services = append(kept.Services, ServiceVerdict{Service: s.Service, Verdict: s.Verdict, Methods: s.Methods, Scope: s.Scope})
 	}
-	return RunVerdicts{Run: run, Report: kept}
+	rv.Report = kept
+	return rv
 }
 
 // HistoryReport follows app and service verdicts across runs.
@@ -40,6 +56,26 @@ type HistoryReport struct {
 	To            time.Time        `json:"to"`
 	Apps          []AppHistory     `json:"apps"`
 	Services      []ServiceHistory `json:"services"`
+	// JudgedBy says which analysis judged the runs, newest version first:
+	// a pruned run keeps the verdicts of the analysis that judged it when
+	// its observations were deleted, which may be older than this one.
+	JudgedBy []JudgedBy `json:"judged_by"`
+}
+
+// JudgedBy counts the runs of a history judged by one analysis version.
+type JudgedBy struct {
+	// AnalysisVersion is the analysis's Version; 0 when unrecorded (runs
+	// pruned before versions were kept with their summaries).
+	AnalysisVersion int `json:"analysis_version"`
+	// Current is whether it is this analysis.
+	Current bool `json:"current"`
+	Runs    int  `json:"runs"`
+	// Pruned counts those whose observations were deleted: their verdicts
+	// cannot be judged again.
+	Pruned int `json:"pruned"`
+	// From and To are the first and last of these runs' starts.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
 }
 
 // AppHistory is one app's verdicts across runs.
@@ -100,7 +136,7 @@ func History(runs []RunVerdicts) HistoryReport {
 	slices.SortStableFunc(runs, func(a, b RunVerdicts) int {
 		return cmp.Or(a.Run.Started.Compare(b.Run.Started), cmp.Compare(a.Run.ID, b.Run.ID))
 	})
-	h := HistoryReport{FormatVersion: FormatVersion, Runs: len(runs), Apps: []AppHistory{}, Services: []ServiceHistory{}}
+	h := HistoryReport{FormatVersion: FormatVersion, Runs: len(runs), Apps: []AppHistory{}, Services: []ServiceHistory{}, JudgedBy: judgedBy(runs)}
 	if len(runs) == 0 {
 		return h
 	}
@@ -157,4 +193,26 @@ func (s *SeriesHistory) summarise(blocked, ok string) {
 		}
 	}
 	s.Steadiness = float64(s.Agreeing) / float64(len(s.Points))
+}
+
+// judgedBy counts runs (sorted by start) by the analysis version that
+// judged them, newest version first.
+func judgedBy(runs []RunVerdicts) []JudgedBy {
+	out := []JudgedBy{}
+	at := map[int]int{}
+	for _, rv := range runs {
+		i, ok := at[rv.AnalysisVersion]
+		if !ok {
+			i = len(out)
+			at[rv.AnalysisVersion] = i
+			out = append(out, JudgedBy{AnalysisVersion: rv.AnalysisVersion, Current: rv.AnalysisVersion == Version, From: rv.Run.Started})
+		}
+		out[i].Runs++
+		if rv.Pruned {
+			out[i].Pruned++
+		}
+		out[i].To = rv.Run.Started
+	}
+	slices.SortFunc(out, func(a, b JudgedBy) int { return cmp.Compare(b.AnalysisVersion, a.AnalysisVersion) })
+	return out
 }

@@ -100,7 +100,9 @@ func WriteJSON(w io.Writer, runs Runs) error {
 		first = false
 		bw.WriteString("\n    ")
 		bw.Write(b)
-		judged = append(judged, analysis.RunVerdicts{Run: r.Run, Report: r.Report})
+		// The history reads only the verdicts: memory stays a few hundred
+		// bytes a run, not a report with its evidence.
+		judged = append(judged, r.Verdicts().Slim())
 	}
 	if !first {
 		bw.WriteString("\n  ")

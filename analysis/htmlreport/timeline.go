@@ -53,16 +53,16 @@ var markHeights = map[string]float64{
 }
 
 type timeline struct {
-	Rows    []timelineRow
-	Ticks   []tick
-	Grid    []string // x of each tick in SVG units
-	Scale   string   // what a mark stands for
+	Rows  []timelineRow
+	Ticks []tick
+	Grid  []string // x of each tick in SVG units
+	Scale string   // what a mark stands for
 	// JudgedBy says which analysis judged the runs (analysis.JudgedBy):
 	// pruned runs keep the verdicts of the analysis that judged them.
 	JudgedBy []string
-	Legend  []legendItem
-	Empty   bool
-	Network bool // a network row is drawn
+	Legend   []legendItem
+	Empty    bool
+	Network  bool // a network row is drawn
 }
 
 type timelineRow struct {

@@ -1,7 +1,11 @@
 package analysis
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -132,39 +136,72 @@ type Change struct {
 // ID), oldest first; times come from the runs, never from the clock. A run
 // whose report lacks a service or app adds no point to it.
 func History(runs []RunVerdicts) HistoryReport {
-	runs = slices.Clone(runs)
-	slices.SortStableFunc(runs, func(a, b RunVerdicts) int {
-		return cmp.Or(a.Run.Started.Compare(b.Run.Started), cmp.Compare(a.Run.ID, b.Run.ID))
+	var b HistoryBuilder
+	for _, rv := range runs {
+		b.Add(rv)
+	}
+	return b.History()
+}
+
+// HistoryBuilder makes History's report one run at a time, keeping of
+// each run its points and a few words on who judged it (about 500 bytes),
+// never its report: an export that streams its runs keeps this, so its
+// memory grows with the points its history prints and nothing else. The
+// zero value is ready to use.
+type HistoryBuilder struct {
+	runs     []judgedRun
+	apps     map[string][]HistoryPoint
+	services map[string][]HistoryPoint
+}
+
+// judgedRun is what JudgedBy needs of a run.
+type judgedRun struct {
+	id      int64
+	started time.Time
+	version int
+	pruned  bool
+}
+
+// Add adds rv's points, in any order of runs.
+func (b *HistoryBuilder) Add(rv RunVerdicts) {
+	if b.apps == nil {
+		b.apps, b.services = map[string][]HistoryPoint{}, map[string][]HistoryPoint{}
+	}
+	b.runs = append(b.runs, judgedRun{id: rv.Run.ID, started: rv.Run.Started, version: rv.AnalysisVersion, pruned: rv.Pruned})
+	for _, a := range rv.Report.Apps {
+		b.apps[a.App] = append(b.apps[a.App], HistoryPoint{RunID: rv.Run.ID, Time: rv.Run.Started, Verdict: a.Verdict})
+	}
+	for _, sv := range rv.Report.Services {
+		b.services[sv.Service] = append(b.services[sv.Service], HistoryPoint{RunID: rv.Run.ID, Time: rv.Run.Started, Verdict: sv.Verdict, Methods: sv.Methods})
+	}
+}
+
+// History is the history of the runs added so far.
+func (b *HistoryBuilder) History() HistoryReport {
+	slices.SortStableFunc(b.runs, func(x, y judgedRun) int {
+		return cmp.Or(x.started.Compare(y.started), cmp.Compare(x.id, y.id))
 	})
-	h := HistoryReport{FormatVersion: FormatVersion, Runs: len(runs), Apps: []AppHistory{}, Services: []ServiceHistory{}, JudgedBy: judgedBy(runs)}
-	if len(runs) == 0 {
+	h := HistoryReport{FormatVersion: FormatVersion, Runs: len(b.runs), Apps: []AppHistory{}, Services: []ServiceHistory{}, JudgedBy: judgedBy(b.runs)}
+	if len(b.runs) == 0 {
 		return h
 	}
-	h.From, h.To = runs[0].Run.Started, runs[len(runs)-1].Run.Started
+	h.From, h.To = b.runs[0].started, b.runs[len(b.runs)-1].started
+	series := func(points []HistoryPoint, kind string) SeriesHistory {
+		slices.SortStableFunc(points, func(x, y HistoryPoint) int {
+			return cmp.Or(x.Time.Compare(y.Time), cmp.Compare(x.RunID, y.RunID))
+		})
+		return SeriesHistory{kind: kind, Points: points}
+	}
 	for _, app := range []string{AppIMessage, AppFaceTime} {
-		s := SeriesHistory{kind: "app"}
-		for _, rv := range runs {
-			for _, a := range rv.Report.Apps {
-				if a.App == app {
-					s.Points = append(s.Points, HistoryPoint{RunID: rv.Run.ID, Time: rv.Run.Started, Verdict: a.Verdict})
-				}
-			}
-		}
-		if len(s.Points) > 0 {
+		if points := b.apps[app]; len(points) > 0 {
+			s := series(points, "app")
 			s.summarise(AppBlocked, AppWorking)
 			h.Apps = append(h.Apps, AppHistory{App: app, Title: appTitles[app], SeriesHistory: s})
 		}
 	}
 	for _, svc := range Services {
-		s := SeriesHistory{kind: "service"}
-		for _, rv := range runs {
-			for _, sv := range rv.Report.Services {
-				if sv.Service == svc {
-					s.Points = append(s.Points, HistoryPoint{RunID: rv.Run.ID, Time: rv.Run.Started, Verdict: sv.Verdict, Methods: sv.Methods})
-				}
-			}
-		}
-		if len(s.Points) > 0 {
+		if points := b.services[svc]; len(points) > 0 {
+			s := series(points, "service")
 			s.summarise(VerdictBlocked, VerdictOK)
 			h.Services = append(h.Services, ServiceHistory{Service: svc, Title: serviceTitles[svc], SeriesHistory: s})
 		}
@@ -197,22 +234,82 @@ func (s *SeriesHistory) summarise(blocked, ok string) {
 
 // judgedBy counts runs (sorted by start) by the analysis version that
 // judged them, newest version first.
-func judgedBy(runs []RunVerdicts) []JudgedBy {
+func judgedBy(runs []judgedRun) []JudgedBy {
 	out := []JudgedBy{}
 	at := map[int]int{}
-	for _, rv := range runs {
-		i, ok := at[rv.AnalysisVersion]
+	for _, r := range runs {
+		i, ok := at[r.version]
 		if !ok {
 			i = len(out)
-			at[rv.AnalysisVersion] = i
-			out = append(out, JudgedBy{AnalysisVersion: rv.AnalysisVersion, Current: rv.AnalysisVersion == Version, From: rv.Run.Started})
+			at[r.version] = i
+			out = append(out, JudgedBy{AnalysisVersion: r.version, Current: r.version == Version, From: r.started})
 		}
 		out[i].Runs++
-		if rv.Pruned {
+		if r.pruned {
 			out[i].Pruned++
 		}
-		out[i].To = rv.Run.Started
+		out[i].To = r.started
 	}
 	slices.SortFunc(out, func(a, b JudgedBy) int { return cmp.Compare(b.AnalysisVersion, a.AnalysisVersion) })
 	return out
+}
+
+// WriteJSON writes h as json.MarshalIndent(h, prefix, indent) would, byte
+// for byte, but one app or service at a time: a year of hourly runs has
+// megabytes of points, and an export that streams its runs should not
+// hold them twice more as encoded text.
+func (h HistoryReport) WriteJSON(w io.Writer, prefix, indent string) error {
+	apps, services := h.Apps, h.Services
+	h.Apps, h.Services = []AppHistory{}, []ServiceHistory{}
+	frame, err := json.MarshalIndent(h, prefix, indent)
+	if err != nil {
+		return err
+	}
+	// The frame names each list once: no other field of a history is
+	// called so, and its other values are numbers, times and
+	// verdicts' words.
+	const appsKey, servicesKey = `"apps": []`, `"services": []`
+	i, j := bytes.Index(frame, []byte(appsKey)), bytes.Index(frame, []byte(servicesKey))
+	if i < 0 || j < i || bytes.Count(frame, []byte(appsKey)) != 1 || bytes.Count(frame, []byte(servicesKey)) != 1 {
+		return fmt.Errorf("analysis: history frame without its lists: %s", frame)
+	}
+	// The lists' depth: the frame's lines start with prefix, then one
+	// indent per level, and the lists sit one level in.
+	inner := prefix + indent
+	writeList := func(n int, elem func(int) any) error {
+		if n == 0 {
+			_, err := io.WriteString(w, "[]")
+			return err
+		}
+		io.WriteString(w, "[")
+		for k := range n {
+			b, err := json.MarshalIndent(elem(k), inner+indent, indent)
+			if err != nil {
+				return err
+			}
+			if k > 0 {
+				io.WriteString(w, ",")
+			}
+			io.WriteString(w, "\n"+inner+indent)
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+		}
+		_, err := io.WriteString(w, "\n"+inner+"]")
+		return err
+	}
+	if _, err := w.Write(frame[:i+len(appsKey)-2]); err != nil {
+		return err
+	}
+	if err := writeList(len(apps), func(k int) any { return apps[k] }); err != nil {
+		return err
+	}
+	if _, err := w.Write(frame[i+len(appsKey) : j+len(servicesKey)-2]); err != nil {
+		return err
+	}
+	if err := writeList(len(services), func(k int) any { return services[k] }); err != nil {
+		return err
+	}
+	_, err = w.Write(frame[j+len(servicesKey):])
+	return err
 }

@@ -230,3 +230,37 @@ func TestJudgedBy(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryWriteJSON: WriteJSON writes what json.MarshalIndent does,
+// byte for byte, for histories with and without lists, at the depths the
+// exports use.
+func TestHistoryWriteJSON(t *testing.T) {
+	full := History(historyRuns())
+	noApps := full
+	noApps.Apps = []AppHistory{}
+	for _, tt := range []struct {
+		name           string
+		h              HistoryReport
+		prefix, indent string
+	}{
+		{"golden", full, "", "  "},
+		{"in an export", full, "  ", "  "},
+		{"tabs", full, "\t", "\t"},
+		{"no apps", noApps, "  ", "  "},
+		{"empty", History(nil), "  ", "  "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := json.MarshalIndent(tt.h, tt.prefix, tt.indent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			if err := tt.h.WriteJSON(&got, tt.prefix, tt.indent); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("WriteJSON differs from MarshalIndent: %s", firstDiff(want, got.Bytes()))
+			}
+		})
+	}
+}

@@ -3,8 +3,10 @@ package analysis
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -38,7 +40,15 @@ func historyRuns() []RunVerdicts {
 		in := w().build()
 		in.Run.ID = int64(i + 1)
 		in.Run.Started = runStart.Add(time.Duration(i) * 24 * time.Hour)
-		runs = append(runs, RunVerdicts{Run: in.Run, Report: Analyze(in)})
+		// The first two were pruned, one before summaries recorded the
+		// analysis's version; the others were judged by an older one
+		// (versions other than this one's keep the golden files apart
+		// from Version).
+		rv := RunVerdicts{Run: in.Run, Report: Analyze(in), AnalysisVersion: 1}
+		if i < 2 {
+			rv.AnalysisVersion, rv.Pruned = i, true
+		}
+		runs = append(runs, rv)
 	}
 	// Newest first: History must sort by start time.
 	for i, j := 0, len(runs)-1; i < j; i, j = i+1, j-1 {
@@ -159,7 +169,7 @@ func TestForHistoryKeepsHistory(t *testing.T) {
 		in.Run.ID = int64(i + 1)
 		in.Run.Started = runStart.Add(time.Duration(i) * time.Hour)
 		rep := Analyze(in)
-		full = append(full, RunVerdicts{Run: in.Run, Report: rep})
+		full = append(full, RunVerdicts{Run: in.Run, Report: rep, AnalysisVersion: Version})
 		// As reachprobe keeps them: ForHistory's report through JSON.
 		var kept Report
 		if err := json.Unmarshal(marshal(t, ForHistory(in.Run, rep).Report), &kept); err != nil {
@@ -173,5 +183,84 @@ func TestForHistoryKeepsHistory(t *testing.T) {
 	}
 	if h := History(full); len(h.Services) == 0 || len(h.Services[0].Changes) == 0 {
 		t.Errorf("the golden cases make a history without changes; the comparison proves little: %+v", h.Services)
+	}
+}
+
+// TestJudgedBy: runs are counted by the analysis version that judged
+// them, newest first, and the text says so only when it is news.
+func TestJudgedBy(t *testing.T) {
+	at := func(h int) time.Time { return runStart.Add(time.Duration(h) * time.Hour) }
+	rv := func(id int64, version int, pruned bool) RunVerdicts {
+		return RunVerdicts{Run: measurements.Run{ID: id, Started: at(int(id))}, AnalysisVersion: version, Pruned: pruned}
+	}
+	tests := []struct {
+		name  string
+		runs  []RunVerdicts
+		want  []JudgedBy
+		notes []string
+	}{
+		{"all by this analysis", []RunVerdicts{rv(1, Version, false), rv(2, Version, false)},
+			[]JudgedBy{{AnalysisVersion: Version, Current: true, Runs: 2, From: at(1), To: at(2)}}, nil},
+		{"pruned by this analysis", []RunVerdicts{rv(1, Version, true), rv(2, Version, false)},
+			[]JudgedBy{{AnalysisVersion: Version, Current: true, Runs: 2, Pruned: 1, From: at(1), To: at(2)}},
+			[]string{fmt.Sprintf("2 runs judged by this analysis (version %d), 1 of them pruned", Version)}},
+		{"old pruned runs, one unrecorded", []RunVerdicts{rv(1, 0, true), rv(2, Version-1, true), rv(3, Version-1, true), rv(4, Version, false)},
+			[]JudgedBy{
+				{AnalysisVersion: Version, Current: true, Runs: 1, From: at(4), To: at(4)},
+				{AnalysisVersion: Version - 1, Runs: 2, Pruned: 2, From: at(2), To: at(3)},
+				{AnalysisVersion: 0, Runs: 1, Pruned: 1, From: at(1), To: at(1)},
+			},
+			[]string{
+				fmt.Sprintf("1 run judged by this analysis (version %d)", Version),
+				fmt.Sprintf("2 runs judged by analysis version %d, not this one, all pruned, from %s to %s: their observations are gone, so their verdicts stay as that analysis gave them",
+					Version-1, at(2).Format(textTime), at(3).Format(textTime)),
+				fmt.Sprintf("1 run judged by an analysis whose version was not recorded, pruned, started %s: its observations are gone, so its verdicts stay as that analysis gave them",
+					at(1).Format(textTime)),
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := History(tt.runs)
+			if !reflect.DeepEqual(h.JudgedBy, tt.want) {
+				t.Errorf("JudgedBy = %+v\nwant %+v", h.JudgedBy, tt.want)
+			}
+			if got := h.JudgedByNotes(); !reflect.DeepEqual(got, tt.notes) {
+				t.Errorf("JudgedByNotes = %q\nwant %q", got, tt.notes)
+			}
+		})
+	}
+}
+
+// TestHistoryWriteJSON: WriteJSON writes what json.MarshalIndent does,
+// byte for byte, for histories with and without lists, at the depths the
+// exports use.
+func TestHistoryWriteJSON(t *testing.T) {
+	full := History(historyRuns())
+	noApps := full
+	noApps.Apps = []AppHistory{}
+	for _, tt := range []struct {
+		name           string
+		h              HistoryReport
+		prefix, indent string
+	}{
+		{"golden", full, "", "  "},
+		{"in an export", full, "  ", "  "},
+		{"tabs", full, "\t", "\t"},
+		{"no apps", noApps, "  ", "  "},
+		{"empty", History(nil), "  ", "  "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := json.MarshalIndent(tt.h, tt.prefix, tt.indent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			if err := tt.h.WriteJSON(&got, tt.prefix, tt.indent); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("WriteJSON differs from MarshalIndent: %s", firstDiff(want, got.Bytes()))
+			}
+		})
 	}
 }

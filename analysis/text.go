@@ -130,6 +130,9 @@ func (h HistoryReport) WriteText(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(&b, "%d runs, from %s to %s\n", h.Runs, h.From.UTC().Format(textTime), h.To.UTC().Format(textTime))
+	for _, s := range h.JudgedByNotes() {
+		fmt.Fprintf(&b, "  %s\n", s)
+	}
 	write := func(title string, s SeriesHistory) {
 		fmt.Fprintf(&b, "\n%s: %s in the latest run; the same in %d of %d runs (steadiness %.2f)\n",
 			title, s.Latest, s.Agreeing, len(s.Points), s.Steadiness)
@@ -158,4 +161,51 @@ func (s SeriesHistory) okWord() string {
 		return AppWorking
 	}
 	return VerdictOK
+}
+
+// JudgedByNotes says which analyses judged the runs, one sentence each,
+// when that is news: some runs were pruned, or judged by another version
+// than this one. A history this analysis judged whole says nothing.
+func (h HistoryReport) JudgedByNotes() []string {
+	if len(h.JudgedBy) == 1 && h.JudgedBy[0].Current && h.JudgedBy[0].Pruned == 0 {
+		return nil
+	}
+	var out []string
+	for _, j := range h.JudgedBy {
+		out = append(out, j.Sentence())
+	}
+	return out
+}
+
+// Sentence says which analysis judged j's runs, for people.
+func (j JudgedBy) Sentence() string {
+	var who string
+	switch {
+	case j.Current:
+		who = fmt.Sprintf("this analysis (version %d)", j.AnalysisVersion)
+	case j.AnalysisVersion == 0:
+		who = "an analysis whose version was not recorded"
+	default:
+		who = fmt.Sprintf("analysis version %d, not this one", j.AnalysisVersion)
+	}
+	s := fmt.Sprintf("%s judged by %s", runCount(j.Runs), who)
+	switch {
+	case j.Pruned == 0:
+	case j.Runs == 1:
+		s += fmt.Sprintf(", pruned, started %s: its observations are gone, so its verdicts stay as that analysis gave them",
+			j.From.UTC().Format(textTime))
+	case j.Pruned == j.Runs:
+		s += fmt.Sprintf(", all pruned, from %s to %s: their observations are gone, so their verdicts stay as that analysis gave them",
+			j.From.UTC().Format(textTime), j.To.UTC().Format(textTime))
+	default:
+		s += fmt.Sprintf(", %d of them pruned", j.Pruned)
+	}
+	return s
+}
+
+func runCount(n int) string {
+	if n == 1 {
+		return "1 run"
+	}
+	return fmt.Sprintf("%d runs", n)
 }

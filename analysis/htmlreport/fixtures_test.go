@@ -91,7 +91,7 @@ func historyInput(t testing.TB, start time.Time, every time.Duration, plan ...st
 			}
 			rep := d.rep
 			rep.RunID, rep.RunStarted = id, at
-			in.Runs = append(in.Runs, analysis.RunVerdicts{Run: run, Report: rep})
+			in.Runs = append(in.Runs, analysis.RunVerdicts{Run: run, Report: rep, AnalysisVersion: analysis.Version})
 			last = d
 		}
 	}

@@ -53,13 +53,16 @@ var markHeights = map[string]float64{
 }
 
 type timeline struct {
-	Rows    []timelineRow
-	Ticks   []tick
-	Grid    []string // x of each tick in SVG units
-	Scale   string   // what a mark stands for
-	Legend  []legendItem
-	Empty   bool
-	Network bool // a network row is drawn
+	Rows  []timelineRow
+	Ticks []tick
+	Grid  []string // x of each tick in SVG units
+	Scale string   // what a mark stands for
+	// JudgedBy says which analysis judged the runs (analysis.JudgedBy):
+	// pruned runs keep the verdicts of the analysis that judged them.
+	JudgedBy []string
+	Legend   []legendItem
+	Empty    bool
+	Network  bool // a network row is drawn
 }
 
 type timelineRow struct {
@@ -105,6 +108,9 @@ func buildTimeline(runs []analysis.RunVerdicts, h analysis.HistoryReport) timeli
 	if len(runs) == 0 {
 		tl.Empty = true
 		return tl
+	}
+	for _, s := range h.JudgedByNotes() {
+		tl.JudgedBy = append(tl.JudgedBy, capitalise(s)+".")
 	}
 	sc := newScale(runs[0].Run.Started, runs[len(runs)-1].Run.Started, len(runs))
 	type rowSpec struct {

@@ -59,12 +59,12 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 			judged = append(judged, rv)
 			continue
 		}
-		rep, err := judgeRun(ctx, store, r)
+		rv, err := judgeRun(ctx, store, r)
 		if err != nil {
 			return err
 		}
-		out.Report = rep
-		judged = append(judged, analysis.ForHistory(r, rep))
+		out.Report = rv.Report
+		judged = append(judged, rv.Slim())
 	}
 	if since > 0 {
 		h := analysis.History(judged)

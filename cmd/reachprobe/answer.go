@@ -54,11 +54,12 @@ func tellVerdicts(ctx context.Context, env *environ, log *eventLog, store *measu
 		log.warn(fmt.Sprintf("run %d cannot be judged: %v; \"reachprobe analyze %d\" may say more", runID, err, runID))
 		return
 	}
-	rep, err := judgeRun(ctx, store, run)
+	rv, err := judgeRun(ctx, store, run)
 	if err != nil {
 		log.warn(fmt.Sprintf("run %d cannot be judged: %v", runID, err))
 		return
 	}
+	rep := rv.Report
 	log.event("verdicts", verdictsEvent(rep)...)
 	if show {
 		var b bytes.Buffer

@@ -217,7 +217,7 @@ func pruneStore(ctx context.Context, store *measurements.Store, cutoff, now time
 			res.Kept = append(res.Kept, fmt.Sprintf("run %d keeps its observations: it cannot be judged: %v", r.ID, err))
 			continue
 		}
-		summary, err := json.Marshal(compactReport(rep, r.Observations, now))
+		summary, err := json.Marshal(prunedSummary{Report: compactReport(rep, r.Observations, now), AnalysisVersion: analysis.Version})
 		if err != nil {
 			return res, fmt.Errorf("run %d: encoding its summary: %w", r.ID, err)
 		}
@@ -250,24 +250,34 @@ func compactReport(rep analysis.Report, observations int, pruned time.Time) anal
 	return rep
 }
 
+// prunedSummary is the document kept of a pruned run (its summary): its
+// compact report and the Version of the analysis that made it. A summary
+// kept before the version was has none: 0.
+type prunedSummary struct {
+	analysis.Report
+	AnalysisVersion int `json:"analysis_version"`
+}
+
 // judgeRun is analyzeRun for any run: a run whose observations were
-// pruned is judged by the summary kept when they were.
-func judgeRun(ctx context.Context, store *measurements.Store, run measurements.Run) (analysis.Report, error) {
+// pruned is judged by the summary kept when they were, and keeps the
+// version of the analysis that made it. The report is whole.
+func judgeRun(ctx context.Context, store *measurements.Store, run measurements.Run) (analysis.RunVerdicts, error) {
 	if run.Observations == 0 {
 		rs, err := store.RunSummary(ctx, run.ID)
 		switch {
 		case err == nil:
-			var rep analysis.Report
-			if err := json.Unmarshal(rs.Summary, &rep); err != nil {
-				return analysis.Report{}, storeError(store, fmt.Errorf("run %d: its stored summary does not decode: %w", run.ID, err))
+			var sum prunedSummary
+			if err := json.Unmarshal(rs.Summary, &sum); err != nil {
+				return analysis.RunVerdicts{}, storeError(store, fmt.Errorf("run %d: its stored summary does not decode: %w", run.ID, err))
 			}
-			rep.RunStatus = run.Status
-			return rep, nil
+			sum.Report.RunStatus = run.Status
+			return analysis.RunVerdicts{Run: run, Report: sum.Report, AnalysisVersion: sum.AnalysisVersion, Pruned: true}, nil
 		case !errors.Is(err, measurements.ErrNoSummary):
-			return analysis.Report{}, storeError(store, err)
+			return analysis.RunVerdicts{}, storeError(store, err)
 		}
 	}
-	return analyzeRun(ctx, store, run)
+	rep, err := analyzeRun(ctx, store, run)
+	return analysis.RunVerdicts{Run: run, Report: rep, AnalysisVersion: analysis.Version}, err
 }
 
 // runList writes run ids compactly: "1-4, 7".

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reachprobe/reachprobe/analysis"
 )
 
 func TestParseAge(t *testing.T) {
@@ -135,10 +138,25 @@ func TestPruneKeepsHistory(t *testing.T) {
 		}
 		sameRun(t, "run "+strconv.FormatInt(a.Run.ID, 10), a, b)
 	}
-	if got := analyzeJSON(t, db, "--since=5000h"); !reflect.DeepEqual(got, history) {
+	// The history is the same but for saying which runs were pruned, and
+	// that this analysis judged them before they were.
+	got := analyzeJSON(t, db, "--since=5000h")
+	judged := got["history"].(map[string]any)["judged_by"]
+	wantJudged := []any{map[string]any{"analysis_version": float64(analysis.Version), "current": true, "runs": float64(runs), "pruned": float64(4),
+		"from": before[0].Run.Started.Format(time.RFC3339Nano), "to": before[runs-1].Run.Started.Format(time.RFC3339Nano)}}
+	if !reflect.DeepEqual(judged, wantJudged) {
+		t.Errorf("judged_by after pruning 4 runs = %v, want %v", judged, wantJudged)
+	}
+	delete(got["history"].(map[string]any), "judged_by")
+	delete(history["history"].(map[string]any), "judged_by")
+	if !reflect.DeepEqual(got, history) {
 		g, _ := json.Marshal(got["history"])
 		w, _ := json.Marshal(history["history"])
 		t.Errorf("analyze --since changed by pruning:\n got %s\nwant %s", g, w)
+	}
+	text := runBinary(t, env, "analyze", "--db", db, "--since=5000h")
+	if want := fmt.Sprintf("%d runs judged by this analysis (version %d), 4 of them pruned", runs, analysis.Version); !strings.Contains(text.stdout, want) {
+		t.Errorf("analyze --since does not say %q:\n%s", want, text.stdout)
 	}
 	pruned := analyzeJSON(t, db, "2")
 	for _, k := range []string{"apps", "services", "network", "run_id", "run_status"} {
@@ -148,6 +166,13 @@ func TestPruneKeepsHistory(t *testing.T) {
 	}
 	if notes, _ := json.Marshal(pruned["notes"]); !strings.Contains(string(notes), "were pruned") {
 		t.Errorf("report of pruned run 2 does not say it was pruned: notes %s", notes)
+	}
+
+	// A run pruned before summaries kept the analysis's version.
+	forgetSummaryVersion(t, db, 1)
+	text = runBinary(t, env, "analyze", "--db", db, "--since=5000h")
+	if want := "1 run judged by an analysis whose version was not recorded, pruned, started"; !strings.Contains(text.stdout, want) {
+		t.Errorf("analyze --since does not say %q:\n%s", want, text.stdout)
 	}
 
 	again := runBinary(t, env, "prune", "--db", db, "--older-than", "30d")
@@ -167,5 +192,27 @@ func TestPruneKeepsHistory(t *testing.T) {
 		for _, f := range final {
 			t.Logf("run %d: %d observations", f.Run.ID, f.Run.Observations)
 		}
+	}
+}
+
+// forgetSummaryVersion makes run id's summary one kept before summaries
+// recorded the analysis's version, and forgets its kept verdicts, as a
+// database of that time had none.
+func forgetSummaryVersion(t *testing.T, db string, id int64) {
+	t.Helper()
+	conn, err := sql.Open("sqlite", "file:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	res, err := conn.Exec(`UPDATE run_summaries SET summary = json_remove(summary, '$.analysis_version') WHERE run_id = ?`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("run %d has no summary", id)
+	}
+	if _, err := conn.Exec(`DELETE FROM run_verdicts WHERE run_id = ?`, id); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -124,9 +124,9 @@ func writeHTML(w io.Writer, runs export.Runs, now time.Time) error {
 		}
 		// Only the latest run's whole report is kept (it is the last).
 		if n := len(in.Runs); n > 0 {
-			in.Runs[n-1] = analysis.ForHistory(in.Runs[n-1].Run, in.Runs[n-1].Report)
+			in.Runs[n-1] = in.Runs[n-1].Slim()
 		}
-		in.Runs = append(in.Runs, analysis.RunVerdicts{Run: r.Run, Report: r.Report})
+		in.Runs = append(in.Runs, r.Verdicts())
 		in.Evidence = r.Observations
 		id := r.Network.Normalized()
 		in.Network = htmlreport.NetworkInfo{ASN: id.ProbeASN, NetworkName: id.ProbeNetworkName, CountryCode: id.ProbeCC}
@@ -209,17 +209,19 @@ func (l *runLoader) load(ctx context.Context, run measurements.Run) (export.Run,
 		if err != nil {
 			return export.Run{}, storeError(l.store, err)
 		}
-		r.Report = rv.Report
+		r.Report, r.AnalysisVersion, r.Pruned = rv.Report, rv.AnalysisVersion, rv.Pruned
 		return r, nil
 	}
 	if run.Observations == 0 {
-		r.Report, err = judgeRun(ctx, l.store, run)
+		rv, err := judgeRun(ctx, l.store, run)
+		r.Report, r.AnalysisVersion, r.Pruned = rv.Report, rv.AnalysisVersion, rv.Pruned
 		return r, err
 	}
 	if r.Observations, err = l.store.Observations(ctx, run.ID); err != nil {
 		return export.Run{}, storeError(l.store, err)
 	}
 	r.Report = analysis.Analyze(analysis.Input{Run: run, Targets: targets, Observations: r.Observations})
+	r.AnalysisVersion = analysis.Version
 	return r, nil
 }
 

@@ -26,13 +26,17 @@ func encodeVerdicts(run measurements.Run, rep analysis.Report) ([]byte, error) {
 	return json.Marshal(analysis.ForHistory(run, rep).Report)
 }
 
-// decodeVerdicts is encodeVerdicts' inverse.
+// decodeVerdicts is encodeVerdicts' inverse, for verdicts kept under
+// this analysis.Version. Verdicts are kept only of runs with
+// observations, so a run without any now was pruned since.
 func decodeVerdicts(run measurements.Run, doc []byte) (analysis.RunVerdicts, error) {
 	var rep analysis.Report
 	if err := json.Unmarshal(doc, &rep); err != nil {
 		return analysis.RunVerdicts{}, fmt.Errorf("run %d: its stored verdicts do not decode: %w", run.ID, err)
 	}
-	return analysis.ForHistory(run, rep), nil
+	rv := analysis.ForHistory(run, rep)
+	rv.Pruned = run.Observations == 0
+	return rv, nil
 }
 
 // keepVerdicts judges every finished run of store without verdicts kept

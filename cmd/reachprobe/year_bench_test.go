@@ -18,6 +18,10 @@ const yearRuns = 8760
 // built weeks ago.
 const yearSince = "400d"
 
+// monthSince reaches the last month of it: the newest 720 runs, as the
+// year database's runs end now.
+const monthSince = "30d"
+
 // BenchmarkYear runs the reachprobe binary over a year of hourly runs of
 // the default catalog (cachedBenchDB: "make bench" keeps it in
 // $(BENCH_CACHE)) and reports, for each command, its time, the peak RSS
@@ -41,7 +45,14 @@ func BenchmarkYear(b *testing.B) {
 		{"list_json", []string{"list", "--json"}, false},
 		{"analyze", []string{"analyze", "--since", yearSince}, false},
 		{"html", []string{"report", "--format", "html", "--since", yearSince, "-o", out}, false},
+		// The exports stream: their peak memory over a month (720 runs)
+		// and over the year should be about the same.
 		{"csv", []string{"report", "--format", "csv", "--since", yearSince, "-o", out}, false},
+		{"csv_month", []string{"report", "--format", "csv", "--since", monthSince, "-o", out}, false},
+		{"json", []string{"report", "--format", "json", "--since", yearSince, "-o", out}, false},
+		{"json_month", []string{"report", "--format", "json", "--since", monthSince, "-o", out}, false},
+		{"ooni", []string{"report", "--format", "ooni", "--since", yearSince, "-o", out}, false},
+		{"ooni_month", []string{"report", "--format", "ooni", "--since", monthSince, "-o", out}, false},
 		{"prune_half", []string{"prune", "--older-than", "183d"}, true},
 	}
 	// A copy whose runs' verdicts were kept, as "run" keeps them.

@@ -80,7 +80,8 @@ type jsonObservation struct {
 func WriteJSON(w io.Writer, runs Runs) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "{\n  \"format\": %q,\n  \"format_version\": %d,\n  \"runs\": [", JSONFormat, JSONFormatVersion)
-	var judged []analysis.RunVerdicts
+	// The history keeps each run's points, never its report.
+	var history analysis.HistoryBuilder
 	first := true
 	for r, err := range runs {
 		if err != nil {
@@ -100,17 +101,15 @@ func WriteJSON(w io.Writer, runs Runs) error {
 		first = false
 		bw.WriteString("\n    ")
 		bw.Write(b)
-		judged = append(judged, analysis.RunVerdicts{Run: r.Run, Report: r.Report})
+		history.Add(r.Verdicts())
 	}
 	if !first {
 		bw.WriteString("\n  ")
 	}
-	h, err := json.MarshalIndent(analysis.History(judged), "  ", "  ")
-	if err != nil {
+	bw.WriteString("],\n  \"history\": ")
+	if err := history.History().WriteJSON(bw, "  ", "  "); err != nil {
 		return fmt.Errorf("encoding the history: %w", err)
 	}
-	bw.WriteString("],\n  \"history\": ")
-	bw.Write(h)
 	bw.WriteString("\n}\n")
 	return bw.Flush()
 }

@@ -26,6 +26,16 @@ type Run struct {
 	Observations []measurements.Observation
 	// Report is the analysis of the run (analysis.Analyze).
 	Report analysis.Report
+	// AnalysisVersion is the Version of the analysis that made Report;
+	// Pruned, whether Report is the summary kept when the run's
+	// observations were deleted (see analysis.RunVerdicts).
+	AnalysisVersion int
+	Pruned          bool
+}
+
+// Verdicts is r's report as a history reads it, whole.
+func (r *Run) Verdicts() analysis.RunVerdicts {
+	return analysis.RunVerdicts{Run: r.Run, Report: r.Report, AnalysisVersion: r.AnalysisVersion, Pruned: r.Pruned}
 }
 
 // Runs yields the runs to export, oldest first. A non-nil error stops the

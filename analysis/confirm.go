@@ -19,8 +19,9 @@ type Confirmation struct {
 	Endpoints  []ConfirmEndpoint `json:"endpoints"`
 	Names      []string          `json:"names"`
 	PortChecks []PortCheck       `json:"port_checks"`
-	// Traces are TTL-limited traces of silent call endpoints, which find
-	// where their datagrams stop (see TraceRequest).
+	// Traces are TTL-limited traces of silent call endpoints and of
+	// silent QUIC endpoints of Apple's, which find where their datagrams
+	// stop (see TraceRequest).
 	Traces []TraceRequest `json:"traces,omitempty"`
 }
 
@@ -35,6 +36,9 @@ type TraceRequest struct {
 	TCPPort        int    `json:"tcp_port"`
 	ControlTarget  string `json:"control_target,omitempty"`
 	ControlAddress string `json:"control_address,omitempty"`
+	// Transport is "quic" for a QUIC endpoint, whose UDP probes carry a
+	// QUIC v1 Initial (see quicTraceRequests); "" for a UDP endpoint.
+	Transport string `json:"transport,omitempty"`
 }
 
 // maxTraceRequests bounds the endpoints traced per run: one per address
@@ -193,7 +197,7 @@ func traceRequests(a *judgement) []TraceRequest {
 		req.ControlTarget, req.ControlAddress = traceControl(a.ix, r.family, e.key.port)
 		out = append(out, req)
 	}
-	return out
+	return append(out, quicTraceRequests(a)...)
 }
 
 // silentCall reports whether r is a UDP endpoint of the call group whose

@@ -314,9 +314,20 @@ func (w *world) confirm() {
 		}
 		t := target(tr.Target)
 		same := w.path.trace(tr.Address, tr.Port, "tcp", tr.Address, tr.TCPPort, t.Name, 0)
-		w.recordTrace(t, same)
+		var other *measurements.TraceDetails
 		if tr.ControlAddress != "" {
-			w.recordTrace(t, w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, same.Stop.DestinationHop))
+			other = w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, same.Stop.DestinationHop)
+		}
+		if tr.Transport == "quic" {
+			// The runner's QUIC traces carry a QUIC v1 Initial.
+			same.Test.Payload = measurements.ArrivalQUICv1
+			if other != nil {
+				other.Test.Payload, other.Control.Payload = measurements.ArrivalQUICv1, measurements.ArrivalQUICv1
+			}
+		}
+		w.recordTrace(t, same)
+		if other != nil {
+			w.recordTrace(t, other)
 		}
 	}
 	for _, pc := range c.PortChecks {
@@ -601,6 +612,12 @@ type pathWorld struct {
 	// portUDPStop: UDP on call ports (not 443) goes no further than this
 	// hop, whatever the destination (0: not dropped).
 	portUDPStop int
+	// appleQUICStop: UDP to Apple's addresses on port 443 (QUIC) goes no
+	// further than this hop (0: not dropped).
+	appleQUICStop int
+	// quicStop: UDP on port 443 goes no further than this hop, whatever
+	// the destination (0: not dropped).
+	quicStop int
 	// noICMP: routers send no time exceeded.
 	noICMP bool
 	// otherRouters, when set, are the routers toward addresses that are
@@ -635,6 +652,11 @@ func (p *pathWorld) reach(network, dst string, port int) (int, bool) {
 		}
 		if port != 443 {
 			stop(p.portUDPStop)
+		} else {
+			stop(p.quicStop)
+			if apple {
+				stop(p.appleQUICStop)
+			}
 		}
 	} else if apple {
 		stop(p.appleTCPStop)

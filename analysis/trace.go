@@ -143,8 +143,7 @@ func (j *endpointJudge) judgeTrace(r *judged, what string) bool {
 	}
 	if tf.same != nil && tf.same.Stop.Known {
 		s := tf.same.Stop
-		h := lastSeen(tf.same, "test")
-		if tf.other != nil && h == s.Hop && lastSeen(tf.other, "control") == s.Hop && lastSeen(tf.other, "test") == s.Hop {
+		if policyStop(tf) {
 			r.v.Verdict, r.v.Scope = VerdictRestricted, ScopeNetworkPolicy
 			r.v.Path = placeOf(tf.same)
 			r.v.Evidence = what + fmt.Sprintf("; UDP on port %d stops toward %s, not Apple's, as toward Apple, while TCP to Apple's address passes: it stops %s, this network's policy for every destination, not a block aimed at Apple", r.v.Port, tf.other.ControlTarget, placeWords(tf.same))
@@ -160,6 +159,17 @@ func (j *endpointJudge) judgeTrace(r *judged, what string) bool {
 		return true
 	}
 	return false
+}
+
+// policyStop reports whether tf shows the network's policy: the test
+// flow stops at a hop TCP to the same address passes (tf.same placed it),
+// and the same flow toward a control address stops at that very hop too.
+func policyStop(tf traceFacts) bool {
+	if tf.same == nil || !tf.same.Stop.Known || tf.other == nil {
+		return false
+	}
+	hop := tf.same.Stop.Hop
+	return lastSeen(tf.same, "test") == hop && lastSeen(tf.other, "control") == hop && lastSeen(tf.other, "test") == hop
 }
 
 // traceUnknown says, for an endpoint's evidence, that its traces could

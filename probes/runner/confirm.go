@@ -40,6 +40,9 @@ type TraceRequest struct {
 	TCPPort       int
 	ControlTarget string
 	Control       netip.Addr
+	// Transport is "quic" for a QUIC endpoint: its UDP probes carry a
+	// QUIC v1 Initial (quicPayloads); "" sends zeros.
+	Transport string
 }
 
 // ConfirmEndpoint is one endpoint to measure again.

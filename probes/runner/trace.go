@@ -26,6 +26,10 @@ func (s *state) asLookup() pathprobe.ASLookup {
 // then against UDP on the same port toward a control address.
 func (s *state) trace(ctx context.Context, t *measurements.Target, repeat int, tr TraceRequest, budget *pathprobe.Budget) {
 	test := pathprobe.Flow{Network: "udp", Dst: tr.Test}
+	var ctlPayload []byte
+	if tr.Transport == "quic" {
+		test.Payload, ctlPayload = quicPayloads(t, s.target(tr.ControlTarget))
+	}
 	same := pathprobe.Run(ctx, pathprobe.Config{
 		Test: test, Control: pathprobe.Flow{Network: "tcp", Dst: netip.AddrPortFrom(tr.Test.Addr(), uint16(tr.TCPPort))}, Budget: budget,
 	})
@@ -34,7 +38,7 @@ func (s *state) trace(ctx context.Context, t *measurements.Target, repeat int, t
 		return
 	}
 	other := pathprobe.Run(ctx, pathprobe.Config{
-		Test: test, Control: pathprobe.Flow{Network: "udp", Dst: netip.AddrPortFrom(tr.Control, tr.Test.Port())}, Budget: budget,
+		Test: test, Control: pathprobe.Flow{Network: "udp", Dst: netip.AddrPortFrom(tr.Control, tr.Test.Port()), Payload: ctlPayload}, Budget: budget,
 		DestinationHop: same.Stop.DestinationHop,
 	})
 	s.recordTrace(ctx, t, repeat, other, tr.ControlTarget)
@@ -49,7 +53,11 @@ func (s *state) recordTrace(ctx context.Context, t *measurements.Target, repeat 
 // for the store (AS mapping needs them); exports drop them.
 func traceObservation(tr *pathprobe.Trace, controlTarget string) *measurements.Observation {
 	flow := func(f pathprobe.Flow) measurements.TraceFlow {
-		return measurements.TraceFlow{Network: f.Network, Address: f.Dst.Addr().Unmap().String(), Port: int(f.Dst.Port())}
+		tf := measurements.TraceFlow{Network: f.Network, Address: f.Dst.Addr().Unmap().String(), Port: int(f.Dst.Port())}
+		if f.Network == "udp" && f.Payload != nil {
+			tf.Payload = payloadKind(f.Payload)
+		}
+		return tf
 	}
 	addr := func(a netip.Addr) string {
 		if !a.IsValid() {

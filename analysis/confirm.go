@@ -39,6 +39,10 @@ type TraceRequest struct {
 	// Transport is "quic" for a QUIC endpoint, whose UDP probes carry a
 	// QUIC v1 Initial (see quicTraceRequests); "" for a UDP endpoint.
 	Transport string `json:"transport,omitempty"`
+	// Payload, when set, asks for a payload trace (payloadTraceRequests):
+	// the UDP probes carry this datagram kind, and the control to the
+	// same address is a QUIC Initial of a reserved version, not TCP.
+	Payload string `json:"payload,omitempty"`
 }
 
 // maxTraceRequests bounds the endpoints traced per run: one per address
@@ -197,7 +201,7 @@ func traceRequests(a *judgement) []TraceRequest {
 		req.ControlTarget, req.ControlAddress = traceControl(a.ix, r.family, e.key.port)
 		out = append(out, req)
 	}
-	return append(out, quicTraceRequests(a)...)
+	return append(append(out, quicTraceRequests(a)...), payloadTraceRequests(a)...)
 }
 
 // silentCall reports whether r is a UDP endpoint of the call group whose

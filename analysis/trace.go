@@ -22,8 +22,8 @@ func tracesOf(e *endpointObs) traceFacts {
 	var tf traceFacts
 	for _, o := range e.traces {
 		t := o.Trace
-		if t.Skipped != "" {
-			continue
+		if t.Skipped != "" || e.key.kind == transportUDP && t.Test.Payload != "" {
+			continue // a UDP endpoint's payload traces are read apart (payloadTraces)
 		}
 		switch {
 		case t.Control.Address == t.Test.Address && t.Control.Network == transportTCP && tf.same == nil:

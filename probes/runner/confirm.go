@@ -43,6 +43,12 @@ type TraceRequest struct {
 	// Transport is "quic" for a QUIC endpoint: its UDP probes carry a
 	// QUIC v1 Initial (quicPayloads); "" sends zeros.
 	Transport string
+	// Payload, when set, is a datagram kind of the arrival step that
+	// Apple's host did not answer while it answered a QUIC Initial of a
+	// reserved version: the UDP probes carry it, and the control to the
+	// same address is that reserved Initial instead of TCP
+	// (payloadFlows).
+	Payload string
 }
 
 // ConfirmEndpoint is one endpoint to measure again.

@@ -26,13 +26,18 @@ func (s *state) asLookup() pathprobe.ASLookup {
 // then against UDP on the same port toward a control address.
 func (s *state) trace(ctx context.Context, t *measurements.Target, repeat int, tr TraceRequest, budget *pathprobe.Budget) {
 	test := pathprobe.Flow{Network: "udp", Dst: tr.Test}
+	sameCtl := pathprobe.Flow{Network: "tcp", Dst: netip.AddrPortFrom(tr.Test.Addr(), uint16(tr.TCPPort))}
 	var ctlPayload []byte
-	if tr.Transport == "quic" {
+	switch {
+	case tr.Transport == "quic":
 		test.Payload, ctlPayload = quicPayloads(t, s.target(tr.ControlTarget))
+	case tr.Payload != "":
+		var ok bool
+		if test, sameCtl, ctlPayload, ok = payloadFlows(tr); !ok {
+			return
+		}
 	}
-	same := pathprobe.Run(ctx, pathprobe.Config{
-		Test: test, Control: pathprobe.Flow{Network: "tcp", Dst: netip.AddrPortFrom(tr.Test.Addr(), uint16(tr.TCPPort))}, Budget: budget,
-	})
+	same := pathprobe.Run(ctx, pathprobe.Config{Test: test, Control: sameCtl, Budget: budget})
 	s.recordTrace(ctx, t, repeat, same, t.Name)
 	if !tr.Control.IsValid() || ctx.Err() != nil {
 		return

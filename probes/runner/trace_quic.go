@@ -30,12 +30,3 @@ func quicPayloads(t, ctl *measurements.Target) (test, control []byte) {
 	}
 	return test, control
 }
-
-// payloadKind names what a trace's UDP probes carried, for the record:
-// a QUIC v1 Initial, or "" for anything else.
-func payloadKind(b []byte) string {
-	if len(b) >= 5 && b[0]&0xc0 == 0xc0 && b[1] == 0 && b[2] == 0 && b[3] == 0 && b[4] == 1 {
-		return measurements.ArrivalQUICv1
-	}
-	return ""
-}

@@ -97,7 +97,7 @@ func TestLabPath(t *testing.T) {
 			wantEvidence(t, rep, "where the datagrams stop is unknown")
 		}},
 	}
-	cases = append(cases, quicPathCases()...)
+	cases = append(append(cases, quicPathCases()...), payloadPathCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

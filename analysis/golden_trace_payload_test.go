@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/reachprobe/reachprobe/measurements"
@@ -75,23 +74,7 @@ func TestPayloadTraceGoldenWords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {
-			rep := Analyze(byName[tt.scenario].world().build())
-			var all strings.Builder
-			for _, e := range rep.Endpoints {
-				if e.Group == measurements.GroupCall {
-					all.WriteString(e.Evidence + "\n")
-				}
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(all.String(), w) {
-					t.Errorf("call evidence lacks %q:\n%s", w, all.String())
-				}
-			}
-			for _, hop := range []string{"198.51.100.1", "192.168.77.1"} {
-				if strings.Contains(all.String(), hop) {
-					t.Errorf("call evidence carries hop address %s", hop)
-				}
-			}
+			checkCallEvidence(t, Analyze(byName[tt.scenario].world().build()), tt.want, []string{"198.51.100.1", "192.168.77.1"})
 		})
 	}
 }

@@ -210,15 +210,7 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 		r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's address goes no further than hop %d, and UDP to %s gets further, but not through the same router, so where the datagrams are dropped is unknown: not called blocked", s.Hop, tf.other.ControlTarget)
 		return true
 	}
-	how := "TCP to the same address was not traced past that hop"
-	if tf.same != nil {
-		switch {
-		case tf.same.Stop.Known && tf.same.Stop.Hop == s.Hop:
-			how = "TCP to the same address passes that hop: UDP is what is targeted"
-		case lastSeen(tf.same, "control") <= s.Hop:
-			how = "TCP to the same address stops there too: the Apple address is blocked outright"
-		}
-	}
+	how := sameAddressHow(tf, s.Hop, "UDP")
 	r.candidate, r.lossLike = MethodUDPPathDrop, false
 	r.v.Path = placeOf(tf.other)
 	r.v.Control = fmt.Sprintf("UDP on the same port to %s, not Apple's, passes that hop; %s", tf.other.ControlTarget, how)
@@ -227,6 +219,21 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 	}
 	r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's call servers is dropped %s; %s", placeWords(tf.other), r.v.Control)
 	return true
+}
+
+// sameAddressHow says what TCP to the same address shows at hop, where
+// the flow (proto) toward Apple stops: that proto is what is targeted, or
+// that the address is blocked outright.
+func sameAddressHow(tf traceFacts, hop int, proto string) string {
+	if tf.same != nil {
+		switch {
+		case tf.same.Stop.Known && tf.same.Stop.Hop == hop:
+			return "TCP to the same address passes that hop: " + proto + " is what is targeted"
+		case lastSeen(tf.same, "control") <= hop:
+			return "TCP to the same address stops there too: the Apple address is blocked outright"
+		}
+	}
+	return "TCP to the same address was not traced past that hop"
 }
 
 // sharedRouter reports whether the control flow of t drew time exceeded

@@ -120,15 +120,7 @@ func (j *endpointJudge) placeQUIC(r *judged) {
 		r.v.Evidence += fmt.Sprintf("; where QUIC stops is unknown: it goes no further than hop %d, and UDP on the same port to %s gets further, but not through the same router", s.Hop, tf.other.ControlTarget)
 		return
 	}
-	how := "TCP to the same address was not traced past that hop"
-	if tf.same != nil {
-		switch {
-		case tf.same.Stop.Known && tf.same.Stop.Hop == s.Hop:
-			how = "TCP to the same address passes that hop: QUIC is what is targeted"
-		case lastSeen(tf.same, "control") <= s.Hop:
-			how = "TCP to the same address stops there too"
-		}
-	}
+	how := sameAddressHow(tf, s.Hop, "QUIC")
 	r.v.Path = placeOf(tf.other)
 	r.v.Evidence += fmt.Sprintf("; QUIC to Apple's %s is dropped %s; UDP on the same port to %s, not Apple's, passes that hop; %s",
 		quicServers(r.e.target), placeWords(tf.other), tf.other.ControlTarget, how)

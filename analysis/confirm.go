@@ -25,9 +25,11 @@ type Confirmation struct {
 	Traces []TraceRequest `json:"traces,omitempty"`
 }
 
-// TraceRequest asks for the traces of one UDP endpoint of Apple's: its
-// flow against TCP to the same address on TCPPort, then against UDP on the
-// same port toward ControlAddress (a control host's), which needs the
+// TraceRequest asks for the traces of one UDP endpoint of Apple's (a call
+// endpoint, or a QUIC one: Transport): its flow against TCP to the same
+// address on TCPPort (a payload trace: against a reserved-version QUIC
+// Initial to the same address and port), then against UDP on the same
+// port toward ControlAddress (a control host's), which needs the
 // destination's hop the first trace found.
 type TraceRequest struct {
 	Target         string `json:"target"`

@@ -30,10 +30,12 @@ type ConfirmPlan struct {
 	Traces []TraceRequest
 }
 
-// TraceRequest asks for the traces of one UDP endpoint: its flow against
-// TCP to the same address on TCPPort, then, when Control is valid,
-// against UDP on the same port toward Control (a control host's address,
-// of ControlTarget), told the destination's hop the first trace found.
+// TraceRequest asks for the traces of one UDP endpoint (a STUN endpoint,
+// or a QUIC one): its flow against TCP to the same address on TCPPort (a
+// payload trace: against a reserved-version QUIC Initial to the same
+// address and port), then, when Control is valid, against UDP on the same
+// port toward Control (a control host's address, of ControlTarget), told
+// the destination's hop the first trace found.
 type TraceRequest struct {
 	Target        string
 	Test          netip.AddrPort

@@ -179,8 +179,14 @@ func (j *endpointJudge) judgeArrival(r *judged, ts tries) bool {
 		r.v.Evidence = what + "; " + ctl
 		return true
 	}
+	if j.payloadPath(r, what) || j.judgePayloadPeer(r, what) {
+		return true
+	}
 	r.v.Verdict, r.v.Suspected = VerdictInconclusive, MethodUDPPayload
 	r.v.Evidence = what + "; no server that is not Apple's got the same kinds through on this port, so a host that ignores them cannot be ruled out: not called blocked"
+	if len(r.e.traces) > 0 {
+		r.v.Evidence += "; where the datagrams stop is unknown (the traces of these kinds placed no stop); an unknown place is never read as blocking"
+	}
 	return true
 }
 

@@ -19,14 +19,17 @@ type Confirmation struct {
 	Endpoints  []ConfirmEndpoint `json:"endpoints"`
 	Names      []string          `json:"names"`
 	PortChecks []PortCheck       `json:"port_checks"`
-	// Traces are TTL-limited traces of silent call endpoints, which find
-	// where their datagrams stop (see TraceRequest).
+	// Traces are TTL-limited traces of silent call endpoints and of
+	// silent QUIC endpoints of Apple's, which find where their datagrams
+	// stop (see TraceRequest).
 	Traces []TraceRequest `json:"traces,omitempty"`
 }
 
-// TraceRequest asks for the traces of one UDP endpoint of Apple's: its
-// flow against TCP to the same address on TCPPort, then against UDP on the
-// same port toward ControlAddress (a control host's), which needs the
+// TraceRequest asks for the traces of one UDP endpoint of Apple's (a call
+// endpoint, or a QUIC one: Transport): its flow against TCP to the same
+// address on TCPPort (a payload trace: against a reserved-version QUIC
+// Initial to the same address and port), then against UDP on the same
+// port toward ControlAddress (a control host's), which needs the
 // destination's hop the first trace found.
 type TraceRequest struct {
 	Target         string `json:"target"`
@@ -35,6 +38,13 @@ type TraceRequest struct {
 	TCPPort        int    `json:"tcp_port"`
 	ControlTarget  string `json:"control_target,omitempty"`
 	ControlAddress string `json:"control_address,omitempty"`
+	// Transport is "quic" for a QUIC endpoint, whose UDP probes carry a
+	// QUIC v1 Initial (see quicTraceRequests); "" for a UDP endpoint.
+	Transport string `json:"transport,omitempty"`
+	// Payload, when set, asks for a payload trace (payloadTraceRequests):
+	// the UDP probes carry this datagram kind, and the control to the
+	// same address is a QUIC Initial of a reserved version, not TCP.
+	Payload string `json:"payload,omitempty"`
 }
 
 // maxTraceRequests bounds the endpoints traced per run: one per address
@@ -193,7 +203,7 @@ func traceRequests(a *judgement) []TraceRequest {
 		req.ControlTarget, req.ControlAddress = traceControl(a.ix, r.family, e.key.port)
 		out = append(out, req)
 	}
-	return out
+	return append(append(out, quicTraceRequests(a)...), payloadTraceRequests(a)...)
 }
 
 // silentCall reports whether r is a UDP endpoint of the call group whose

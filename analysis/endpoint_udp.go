@@ -81,9 +81,15 @@ func (j *endpointJudge) quicSilence(r *judged, what string) {
 			j.unattributable(r, what)
 			return
 		}
+		if j.quicPolicy(r, what) {
+			return
+		}
 		r.v.Verdict = VerdictInconclusive
 		r.v.Control = "no QUIC handshake with a control host got an answer"
 		r.v.Evidence = what + "; " + r.v.Control + ": QUIC is blocked or broken on this network, not only to this server"
+		if s := traceUnknown(r.e); s != "" {
+			r.v.Evidence += "; " + s
+		}
 		return
 	}
 	if ref := j.ss.tcpAt(r.e.addr); ref != nil {
@@ -101,6 +107,7 @@ func (j *endpointJudge) quicSilence(r *judged, what string) {
 	}
 	r.bare = j.ss.tcpAt(r.e.addr) == nil && j.ss.tcpInNetworks(r.e.target, r.family) == nil
 	r.v.Evidence = what + "; " + r.v.Control
+	j.placeQUIC(r)
 }
 
 func udpClass(o *measurements.Observation) string {

@@ -103,23 +103,29 @@ func TestTraceGoldenWords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rep := Analyze(byName[tt.scenario].world().build())
-			var all strings.Builder
-			for _, e := range rep.Endpoints {
-				if e.Group == measurements.GroupCall {
-					all.WriteString(e.Evidence + "\n")
-				}
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(all.String(), w) {
-					t.Errorf("call evidence lacks %q:\n%s", w, all.String())
-				}
-			}
-			for _, w := range tt.not {
-				if strings.Contains(all.String(), w) {
-					t.Errorf("call evidence carries %q:\n%s", w, all.String())
-				}
-			}
+			checkCallEvidence(t, Analyze(byName[tt.scenario].world().build()), tt.want, tt.not)
 		})
+	}
+}
+
+// checkCallEvidence checks that the call endpoints' evidence, together,
+// says every one of want and none of not.
+func checkCallEvidence(t *testing.T, rep Report, want, not []string) {
+	t.Helper()
+	var all strings.Builder
+	for _, e := range rep.Endpoints {
+		if e.Group == measurements.GroupCall {
+			all.WriteString(e.Evidence + "\n")
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(all.String(), w) {
+			t.Errorf("call evidence lacks %q:\n%s", w, all.String())
+		}
+	}
+	for _, w := range not {
+		if strings.Contains(all.String(), w) {
+			t.Errorf("call evidence carries %q:\n%s", w, all.String())
+		}
 	}
 }

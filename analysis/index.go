@@ -259,6 +259,9 @@ func kindOf(o *measurements.Observation, t *measurements.Target) string {
 		if o.Trace != nil && o.Trace.Test.Network == transportTCP {
 			return transportTCP
 		}
+		if o.Trace != nil && o.Trace.Test.Payload == measurements.ArrivalQUICv1 && t.Has(transportQUIC) {
+			return transportQUIC // the trace of a QUIC endpoint
+		}
 		return transportUDP
 	}
 	return string(o.Step)

@@ -313,10 +313,25 @@ func (w *world) confirm() {
 			break
 		}
 		t := target(tr.Target)
-		same := w.path.trace(tr.Address, tr.Port, "tcp", tr.Address, tr.TCPPort, t.Name, 0)
-		w.recordTrace(t, same)
+		// What the runner's probes carry: QUIC v1 Initials for a QUIC
+		// endpoint; for a payload trace the silent kind, against a
+		// reserved-version Initial to the same address and port.
+		sameNet, samePort, test, samePayload, otherPayload := "tcp", tr.TCPPort, "", "", ""
+		switch {
+		case tr.Transport == "quic":
+			test, otherPayload = measurements.ArrivalQUICv1, measurements.ArrivalQUICv1
+		case tr.Payload != "":
+			test, samePayload, otherPayload = tr.Payload, measurements.ArrivalQUICReserved, tr.Payload
+			sameNet, samePort = "udp", tr.Port
+		}
+		same := w.path.trace(tr.Address, tr.Port, sameNet, tr.Address, samePort, t.Name, 0, test, samePayload)
+		var other *measurements.TraceDetails
 		if tr.ControlAddress != "" {
-			w.recordTrace(t, w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, same.Stop.DestinationHop))
+			other = w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, same.Stop.DestinationHop, test, otherPayload)
+		}
+		w.recordTrace(t, same)
+		if other != nil {
+			w.recordTrace(t, other)
 		}
 	}
 	for _, pc := range c.PortChecks {
@@ -601,6 +616,16 @@ type pathWorld struct {
 	// portUDPStop: UDP on call ports (not 443) goes no further than this
 	// hop, whatever the destination (0: not dropped).
 	portUDPStop int
+	// appleQUICStop: UDP to Apple's addresses on port 443 (QUIC) goes no
+	// further than this hop (0: not dropped).
+	appleQUICStop int
+	// quicStop: UDP on port 443 goes no further than this hop, whatever
+	// the destination (0: not dropped).
+	quicStop int
+	// applePayloadStop: UDP carrying STUN or a QUIC v1 Initial to Apple's
+	// addresses on a call port (not 443) goes no further than this hop;
+	// payloadStop the same whatever the destination (0: not dropped).
+	applePayloadStop, payloadStop int
 	// noICMP: routers send no time exceeded.
 	noICMP bool
 	// otherRouters, when set, are the routers toward addresses that are
@@ -621,7 +646,7 @@ func isp() *pathWorld {
 
 // reach returns the last router a flow passes and whether it reaches its
 // destination.
-func (p *pathWorld) reach(network, dst string, port int) (int, bool) {
+func (p *pathWorld) reach(network, dst string, port int, payload string) (int, bool) {
 	apple := netip.MustParsePrefix("17.0.0.0/8").Contains(netip.MustParseAddr(dst))
 	last, arrives := len(p.routers), true
 	stop := func(h int) {
@@ -635,6 +660,17 @@ func (p *pathWorld) reach(network, dst string, port int) (int, bool) {
 		}
 		if port != 443 {
 			stop(p.portUDPStop)
+			if payload == measurements.ArrivalSTUN || payload == measurements.ArrivalQUICv1 {
+				stop(p.payloadStop)
+				if apple {
+					stop(p.applePayloadStop)
+				}
+			}
+		} else {
+			stop(p.quicStop)
+			if apple {
+				stop(p.appleQUICStop)
+			}
 		}
 	} else if apple {
 		stop(p.appleTCPStop)
@@ -644,13 +680,16 @@ func (p *pathWorld) reach(network, dst string, port int) (int, bool) {
 
 // trace synthesises one trace as pathprobe records it: two rounds per
 // TTL, test and control side by side, and the stop Decide would read.
-func (p *pathWorld) trace(testAddr string, port int, ctlNet, ctlAddr string, ctlPort int, ctlTarget string, destHop int) *measurements.TraceDetails {
+func (p *pathWorld) trace(testAddr string, port int, ctlNet, ctlAddr string, ctlPort int, ctlTarget string, destHop int, testPayload, ctlPayload string) *measurements.TraceDetails {
 	d := &measurements.TraceDetails{
-		Test:    measurements.TraceFlow{Network: "udp", Address: testAddr, Port: port},
-		Control: measurements.TraceFlow{Network: ctlNet, Address: ctlAddr, Port: ctlPort}, ControlTarget: ctlTarget,
+		Test:    measurements.TraceFlow{Network: "udp", Address: testAddr, Port: port, Payload: testPayload},
+		Control: measurements.TraceFlow{Network: ctlNet, Address: ctlAddr, Port: ctlPort, Payload: ctlPayload}, ControlTarget: ctlTarget,
 	}
-	tLast, _ := p.reach("udp", testAddr, port)
-	cLast, cArrives := p.reach(ctlNet, ctlAddr, ctlPort)
+	tLast, _ := p.reach("udp", testAddr, port, testPayload)
+	cLast, cArrives := p.reach(ctlNet, ctlAddr, ctlPort, ctlPayload)
+	// The destination answers a TCP SYN, and Apple's call host a QUIC
+	// Initial of a reserved version (a Version Negotiation).
+	ctlAnswers := ctlNet == "tcp" || ctlPayload == measurements.ArrivalQUICReserved
 	dest := len(p.routers) + 1
 	reply := func(ttl, last int, arrives, answers bool, routers []measurements.TraceHop) measurements.TraceHop {
 		h := measurements.TraceHop{TTL: ttl, Reply: measurements.TraceReplyNone}
@@ -671,14 +710,14 @@ func (p *pathWorld) trace(testAddr string, port int, ctlNet, ctlAddr string, ctl
 			if p.otherRouters != nil && !netip.MustParsePrefix("17.0.0.0/8").Contains(netip.MustParseAddr(ctlAddr)) {
 				ctlRouters = p.otherRouters
 			}
-			c := reply(ttl, cLast, cArrives, ctlNet == "tcp", ctlRouters)
+			c := reply(ttl, cLast, cArrives, ctlAnswers, ctlRouters)
 			c.Role = "control"
 			d.Hops = append(d.Hops, t, c)
 			d.Probes += 2
 		}
 	}
 	sameAddr := ctlAddr == testAddr
-	if sameAddr && cArrives && ctlNet == "tcp" {
+	if sameAddr && cArrives && ctlAnswers {
 		destHop = dest
 	}
 	d.Stop.DestinationHop = destHop

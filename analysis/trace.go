@@ -22,8 +22,8 @@ func tracesOf(e *endpointObs) traceFacts {
 	var tf traceFacts
 	for _, o := range e.traces {
 		t := o.Trace
-		if t.Skipped != "" {
-			continue
+		if t.Skipped != "" || e.key.kind == transportUDP && t.Test.Payload != "" {
+			continue // a UDP endpoint's payload traces are read apart (payloadTraces)
 		}
 		switch {
 		case t.Control.Address == t.Test.Address && t.Control.Network == transportTCP && tf.same == nil:
@@ -143,8 +143,7 @@ func (j *endpointJudge) judgeTrace(r *judged, what string) bool {
 	}
 	if tf.same != nil && tf.same.Stop.Known {
 		s := tf.same.Stop
-		h := lastSeen(tf.same, "test")
-		if tf.other != nil && h == s.Hop && lastSeen(tf.other, "control") == s.Hop && lastSeen(tf.other, "test") == s.Hop {
+		if policyStop(tf) {
 			r.v.Verdict, r.v.Scope = VerdictRestricted, ScopeNetworkPolicy
 			r.v.Path = placeOf(tf.same)
 			r.v.Evidence = what + fmt.Sprintf("; UDP on port %d stops toward %s, not Apple's, as toward Apple, while TCP to Apple's address passes: it stops %s, this network's policy for every destination, not a block aimed at Apple", r.v.Port, tf.other.ControlTarget, placeWords(tf.same))
@@ -160,6 +159,17 @@ func (j *endpointJudge) judgeTrace(r *judged, what string) bool {
 		return true
 	}
 	return false
+}
+
+// policyStop reports whether tf shows the network's policy: the test
+// flow stops at a hop TCP to the same address passes (tf.same placed it),
+// and the same flow toward a control address stops at that very hop too.
+func policyStop(tf traceFacts) bool {
+	if tf.same == nil || !tf.same.Stop.Known || tf.other == nil {
+		return false
+	}
+	hop := tf.same.Stop.Hop
+	return lastSeen(tf.same, "test") == hop && lastSeen(tf.other, "control") == hop && lastSeen(tf.other, "test") == hop
 }
 
 // traceUnknown says, for an endpoint's evidence, that its traces could
@@ -200,15 +210,7 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 		r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's address goes no further than hop %d, and UDP to %s gets further, but not through the same router, so where the datagrams are dropped is unknown: not called blocked", s.Hop, tf.other.ControlTarget)
 		return true
 	}
-	how := "TCP to the same address was not traced past that hop"
-	if tf.same != nil {
-		switch {
-		case tf.same.Stop.Known && tf.same.Stop.Hop == s.Hop:
-			how = "TCP to the same address passes that hop: UDP is what is targeted"
-		case lastSeen(tf.same, "control") <= s.Hop:
-			how = "TCP to the same address stops there too: the Apple address is blocked outright"
-		}
-	}
+	how := sameAddressHow(tf, s.Hop, "UDP")
 	r.candidate, r.lossLike = MethodUDPPathDrop, false
 	r.v.Path = placeOf(tf.other)
 	r.v.Control = fmt.Sprintf("UDP on the same port to %s, not Apple's, passes that hop; %s", tf.other.ControlTarget, how)
@@ -217,6 +219,21 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 	}
 	r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's call servers is dropped %s; %s", placeWords(tf.other), r.v.Control)
 	return true
+}
+
+// sameAddressHow says what TCP to the same address shows at hop, where
+// the flow (proto) toward Apple stops: that proto is what is targeted, or
+// that the address is blocked outright.
+func sameAddressHow(tf traceFacts, hop int, proto string) string {
+	if tf.same != nil {
+		switch {
+		case tf.same.Stop.Known && tf.same.Stop.Hop == hop:
+			return "TCP to the same address passes that hop: " + proto + " is what is targeted"
+		case lastSeen(tf.same, "control") <= hop:
+			return "TCP to the same address stops there too: the Apple address is blocked outright"
+		}
+	}
+	return "TCP to the same address was not traced past that hop"
 }
 
 // sharedRouter reports whether the control flow of t drew time exceeded

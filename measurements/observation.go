@@ -376,6 +376,10 @@ type TraceFlow struct {
 	Network string `json:"network"` // "udp" or "tcp" (a SYN)
 	Address string `json:"address"` // the flow's destination
 	Port    int    `json:"port"`
+	// Payload names what each UDP probe carried: "" for zero bytes, or
+	// a datagram kind (ArrivalQUICv1: a QUIC v1 Initial, as the trace
+	// of a QUIC endpoint sends, so that a filter of QUIC drops it).
+	Payload string `json:"payload,omitempty"`
 }
 
 // Replies of a TraceHop.

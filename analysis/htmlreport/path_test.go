@@ -15,6 +15,8 @@ func TestPathRow(t *testing.T) {
 	}{
 		{"call_path_dropped_in_isp", []string{`<ol class="path"`, "Your device", "hop 1", "hop 2", "AS64500 Example ISP, the network you are on: stops here", "Apple"}},
 		{"call_path_dropped_at_home", []string{`<ol class="path"`, "hop 1", "your own network (a private address): stops here"}},
+		{"quic_path_dropped_in_isp", []string{`<ol class="path"`, "hop 2", "AS64500 Example ISP, the network you are on: stops here", "Apple"}},
+		{"call_payload_path_dropped_in_isp", []string{`<ol class="path"`, "hop 2", "AS64500 Example ISP, the network you are on: stops here", "Apple"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {
@@ -32,8 +34,20 @@ func TestPathRow(t *testing.T) {
 		})
 	}
 	t.Run("no row without a placed stop", func(t *testing.T) {
-		if page := string(render(t, singleInput(t, "call_path_no_icmp"))); strings.Contains(page, `<ol class="path"`) {
-			t.Error("a path row where no trace placed a stop")
+		for _, sc := range []string{"call_path_no_icmp", "quic_path_no_icmp", "call_payload_path_no_icmp"} {
+			if page := string(render(t, singleInput(t, sc))); strings.Contains(page, `<ol class="path"`) {
+				t.Errorf("%s: a path row where no trace placed a stop", sc)
+			}
+		}
+		// A stop that is this network's policy blocks nothing: no row
+		// (the endpoint's words say where), and no hop address either.
+		for _, sc := range []string{"quic_path_closed_for_all", "call_payload_path_filtered_for_all"} {
+			page := string(render(t, singleInput(t, sc)))
+			for _, hop := range []string{"192.168.77.1", "198.51.100.1", "198.51.100.9", "203.0.113.7"} {
+				if strings.Contains(page, hop) {
+					t.Errorf("%s: the page shows hop address %s", sc, hop)
+				}
+			}
 		}
 	})
 }

@@ -38,7 +38,7 @@ func planConfirmation(ctx context.Context, store *measurements.Store, runID int6
 		if err != nil {
 			continue
 		}
-		req := runner.TraceRequest{Target: tr.Target, Test: netip.AddrPortFrom(a, uint16(tr.Port)), TCPPort: tr.TCPPort, ControlTarget: tr.ControlTarget}
+		req := runner.TraceRequest{Target: tr.Target, Test: netip.AddrPortFrom(a, uint16(tr.Port)), TCPPort: tr.TCPPort, ControlTarget: tr.ControlTarget, Transport: tr.Transport, Payload: tr.Payload}
 		if ctl, err := netip.ParseAddr(tr.ControlAddress); err == nil {
 			req.Control = ctl
 		}

@@ -275,12 +275,24 @@ func result(o *measurements.Observation) string {
 		case t.Skipped != "":
 			return "trace skipped: " + t.Skipped
 		case t.Stop.Known:
-			return fmt.Sprintf("trace vs %s %s: stops at hop %d (AS%d) after %d probes", t.Control.Network, t.ControlTarget, t.Stop.Hop, t.Stop.ASN, t.Probes)
+			return fmt.Sprintf("trace%s vs %s %s: stops at hop %d (AS%d) after %d probes", tracePayload(t), t.Control.Network, t.ControlTarget, t.Stop.Hop, t.Stop.ASN, t.Probes)
 		default:
-			return fmt.Sprintf("trace vs %s %s: place unknown after %d probes (%s)", t.Control.Network, t.ControlTarget, t.Probes, t.Stop.Reason)
+			return fmt.Sprintf("trace%s vs %s %s: place unknown after %d probes (%s)", tracePayload(t), t.Control.Network, t.ControlTarget, t.Probes, t.Stop.Reason)
 		}
 	}
 	return "ok"
+}
+
+// tracePayload names what a trace's probes carried, " of quic_v1 (control
+// quic_reserved_version)", or "" for zeros.
+func tracePayload(t *measurements.TraceDetails) string {
+	switch {
+	case t.Test.Payload == "":
+		return ""
+	case t.Control.Payload != "" && t.Control.Payload != t.Test.Payload:
+		return fmt.Sprintf(" of %s (control %s)", t.Test.Payload, t.Control.Payload)
+	}
+	return " of " + t.Test.Payload
 }
 
 func cmdTargets(ctx context.Context, env *environ, args []string) error {

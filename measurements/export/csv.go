@@ -94,13 +94,28 @@ var csvColumns = []csvColumn{
 		return arrivalSummary(r.o.Arrival)
 	}},
 	{"trace_control", traceField(func(d *measurements.TraceDetails) string {
+		c := d.Control.Network + " " + d.ControlTarget
 		if d.Control.Address == d.Test.Address {
-			return d.Control.Network + " same address"
+			c = d.Control.Network + " same address"
 		}
-		return d.Control.Network + " " + d.ControlTarget
+		if d.Test.Payload != "" || d.Control.Payload != "" {
+			c += fmt.Sprintf(" (test carries %s, control %s)", carried(d.Test), carried(d.Control))
+		}
+		return c
 	})},
 	{"trace_hops", traceField(traceHops)},
 	{"trace_stop", traceField(traceStop)},
+}
+
+// carried names what a trace flow's probes carried.
+func carried(f measurements.TraceFlow) string {
+	switch {
+	case f.Network == "tcp":
+		return "a SYN"
+	case f.Payload == "":
+		return "zeros"
+	}
+	return f.Payload
 }
 
 func traceField(f func(*measurements.TraceDetails) string) func(csvRow) string {

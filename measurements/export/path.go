@@ -18,8 +18,10 @@ import (
 type exportTrace struct {
 	TestNetwork    string      `json:"test_network"`
 	TestPort       int         `json:"test_port"`
+	TestPayload    string      `json:"test_payload,omitempty"`
 	ControlNetwork string      `json:"control_network"`
 	ControlPort    int         `json:"control_port"`
+	ControlPayload string      `json:"control_payload,omitempty"`
 	ControlTarget  string      `json:"control_target,omitempty"`
 	ControlSame    bool        `json:"control_same_address"`
 	Hops           []exportHop `json:"hops"`
@@ -57,8 +59,8 @@ func traceView(d *measurements.TraceDetails) *exportTrace {
 		return nil
 	}
 	v := &exportTrace{
-		TestNetwork: d.Test.Network, TestPort: d.Test.Port,
-		ControlNetwork: d.Control.Network, ControlPort: d.Control.Port, ControlTarget: d.ControlTarget,
+		TestNetwork: d.Test.Network, TestPort: d.Test.Port, TestPayload: d.Test.Payload,
+		ControlNetwork: d.Control.Network, ControlPort: d.Control.Port, ControlPayload: d.Control.Payload, ControlTarget: d.ControlTarget,
 		ControlSame: d.Control.Address == d.Test.Address,
 		Hops:        make([]exportHop, 0, len(d.Hops)),
 		Stop: exportStop{Known: d.Stop.Known, Hop: d.Stop.Hop, ASN: d.Stop.ASN, ASName: measurements.Scrub(d.Stop.ASName),

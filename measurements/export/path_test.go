@@ -15,7 +15,7 @@ var hopAddresses = []string{"192.168.77.1", "198.51.100.1", "198.51.100.9", "203
 // (UDP to Apple dropped at the home router) in every format and checks
 // that hop addresses are gone while hop numbers and AS numbers remain.
 func TestPathEvidencePrivacy(t *testing.T) {
-	for _, name := range []string{"call_path_dropped_at_home", "call_path_dropped_in_isp"} {
+	for _, name := range []string{"call_path_dropped_at_home", "call_path_dropped_in_isp", "quic_path_dropped_in_isp", "quic_path_closed_for_all", "call_payload_path_dropped_in_isp"} {
 		run := loadCase(t, name, 1)
 		formats := []struct {
 			name  string
@@ -39,7 +39,14 @@ func TestPathEvidencePrivacy(t *testing.T) {
 						t.Errorf("%s carries hop address %s", f.name, a)
 					}
 				}
-				for _, want := range []string{"64500", "trace"} {
+				wants := []string{"64500", "trace"}
+				if strings.HasPrefix(name, "quic_") {
+					wants = append(wants, "quic_v1") // what the probes carried
+				}
+				if strings.HasPrefix(name, "call_payload_") {
+					wants = append(wants, "quic_reserved_version")
+				}
+				for _, want := range wants {
 					if !strings.Contains(out, want) {
 						t.Errorf("%s lacks %q: the path evidence is missing", f.name, want)
 					}

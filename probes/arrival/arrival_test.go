@@ -228,3 +228,18 @@ func TestProbeVersionNegotiationResponder(t *testing.T) {
 		})
 	}
 }
+
+// TestWire: every kind's datagram is DatagramSize bytes, and an unknown
+// kind is an error.
+func TestWire(t *testing.T) {
+	target := netip.MustParseAddrPort("17.133.234.20:3478")
+	for _, k := range Kinds {
+		b, err := Wire(k, target)
+		if err != nil || len(b) != DatagramSize {
+			t.Errorf("Wire(%s) = %d bytes, %v; want %d bytes", k, len(b), err, DatagramSize)
+		}
+	}
+	if _, err := Wire("nonsense", target); err == nil {
+		t.Error("Wire of an unknown kind: no error")
+	}
+}

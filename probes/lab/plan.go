@@ -76,7 +76,11 @@ var internetPrefixes = []string{
 const (
 	pushCourierBlock = "17.57.144.0/22" // Apple's APNs 17.57.144.0/22: couriers in four /24s, as real ones spread
 	identityBlock    = "17.32.194.0/24"
-	appleBlock       = "17.0.0.0/8"
+	// callBlock holds Apple's call hosts, which in the lab speak QUIC as
+	// FaceTime's relays do: they answer an unknown version with Version
+	// Negotiation (InternetConfig.VNPrefixes).
+	callBlock  = "17.133.234.0/24"
+	appleBlock = "17.0.0.0/8"
 )
 
 // hostAddresses are the genuine addresses of every name the fake internet

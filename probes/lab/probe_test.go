@@ -70,9 +70,12 @@ func (l *lab) startInternet(withIPv6 bool) {
 		QUICPorts: p.QUICPorts(),
 		QUICALPN:  p.ALPNs("quic"),
 		STUNPorts: p.STUNPorts(),
-		Resolver:  net.JoinHostPort(ResolverAddr, "53"),
-		DoHAddr:   DoHAddr,
-		DoHListen: net.JoinHostPort(DoHAddr, strconv.Itoa(dohBackendPort)),
+		// Apple's call hosts answer the reserved QUIC version, as
+		// FaceTime's QUIC relays do.
+		VNPrefixes: []string{callBlock},
+		Resolver:   net.JoinHostPort(ResolverAddr, "53"),
+		DoHAddr:    DoHAddr,
+		DoHListen:  net.JoinHostPort(DoHAddr, strconv.Itoa(dohBackendPort)),
 	})
 }
 

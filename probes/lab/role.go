@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -62,6 +63,10 @@ type InternetConfig struct {
 	QUICPorts []int
 	QUICALPN  []string
 	STUNPorts []int
+	// VNPrefixes are the addresses whose STUN ports also answer a QUIC
+	// Initial of an unknown version with Version Negotiation, as a QUIC
+	// relay does (probetest.StartRelayPorts).
+	VNPrefixes []string
 	// Resolver is the DNS server's "ip:port".
 	Resolver string
 	// DoHAddr is the DoH server's IP, which its certificate names;
@@ -177,7 +182,15 @@ func startInternet(c InternetConfig) (stop func(), err error) {
 		closers = append(closers, func() { s.Close() })
 	}
 	if len(c.STUNPorts) > 0 {
-		s, err := probetest.StartSTUNPorts("0.0.0.0", c.STUNPorts, probetest.STUNAnswer)
+		var vn []netip.Prefix
+		for _, p := range c.VNPrefixes {
+			pfx, err := netip.ParsePrefix(p)
+			if err != nil {
+				return nil, fmt.Errorf("lab: VN prefix: %w", err)
+			}
+			vn = append(vn, pfx)
+		}
+		s, err := probetest.StartRelayPorts("0.0.0.0", c.STUNPorts, vn)
 		if err != nil {
 			return nil, err
 		}

@@ -50,11 +50,14 @@ type STUNServer struct {
 	mode STUNMode
 	// mapped, when valid, is the address every answer reports instead of
 	// the request's source (StartMappingSTUN).
-	mapped   netip.AddrPort
-	conns    []*net.UDPConn
-	mu       sync.Mutex // guards mapped
-	requests atomic.Int64
-	wg       sync.WaitGroup
+	mapped netip.AddrPort
+	// vnPrefixes are the addresses that answer unknown QUIC versions
+	// with Version Negotiation (StartRelayPorts).
+	vnPrefixes []netip.Prefix
+	conns      []*net.UDPConn
+	mu         sync.Mutex // guards mapped and vnPrefixes
+	requests   atomic.Int64
+	wg         sync.WaitGroup
 }
 
 // StartSTUN serves Binding requests on addr ("127.0.0.1:0", "0.0.0.0:3478",
@@ -194,6 +197,8 @@ func (s *STUNServer) server(conn *net.UDPConn) (func(), error) {
 				continue // e.g. an ICMP error reported on the socket
 			}
 			if resp := s.answer(buf[:n], from); resp != nil {
+				write(resp, dst, from)
+			} else if resp := s.answerVN(buf[:n], dst); resp != nil {
 				write(resp, dst, from)
 			}
 		}

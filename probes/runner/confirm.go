@@ -30,16 +30,27 @@ type ConfirmPlan struct {
 	Traces []TraceRequest
 }
 
-// TraceRequest asks for the traces of one UDP endpoint: its flow against
-// TCP to the same address on TCPPort, then, when Control is valid,
-// against UDP on the same port toward Control (a control host's address,
-// of ControlTarget), told the destination's hop the first trace found.
+// TraceRequest asks for the traces of one UDP endpoint (a STUN endpoint,
+// or a QUIC one): its flow against TCP to the same address on TCPPort (a
+// payload trace: against a reserved-version QUIC Initial to the same
+// address and port), then, when Control is valid, against UDP on the same
+// port toward Control (a control host's address, of ControlTarget), told
+// the destination's hop the first trace found.
 type TraceRequest struct {
 	Target        string
 	Test          netip.AddrPort
 	TCPPort       int
 	ControlTarget string
 	Control       netip.Addr
+	// Transport is "quic" for a QUIC endpoint: its UDP probes carry a
+	// QUIC v1 Initial (quicPayloads); "" sends zeros.
+	Transport string
+	// Payload, when set, is a datagram kind of the arrival step that
+	// Apple's host did not answer while it answered a QUIC Initial of a
+	// reserved version: the UDP probes carry it, and the control to the
+	// same address is that reserved Initial instead of TCP
+	// (payloadFlows).
+	Payload string
 }
 
 // ConfirmEndpoint is one endpoint to measure again.

@@ -26,15 +26,24 @@ func (s *state) asLookup() pathprobe.ASLookup {
 // then against UDP on the same port toward a control address.
 func (s *state) trace(ctx context.Context, t *measurements.Target, repeat int, tr TraceRequest, budget *pathprobe.Budget) {
 	test := pathprobe.Flow{Network: "udp", Dst: tr.Test}
-	same := pathprobe.Run(ctx, pathprobe.Config{
-		Test: test, Control: pathprobe.Flow{Network: "tcp", Dst: netip.AddrPortFrom(tr.Test.Addr(), uint16(tr.TCPPort))}, Budget: budget,
-	})
+	sameCtl := pathprobe.Flow{Network: "tcp", Dst: netip.AddrPortFrom(tr.Test.Addr(), uint16(tr.TCPPort))}
+	var ctlPayload []byte
+	switch {
+	case tr.Transport == "quic":
+		test.Payload, ctlPayload = quicPayloads(t, s.target(tr.ControlTarget))
+	case tr.Payload != "":
+		var ok bool
+		if test, sameCtl, ctlPayload, ok = payloadFlows(tr); !ok {
+			return
+		}
+	}
+	same := pathprobe.Run(ctx, pathprobe.Config{Test: test, Control: sameCtl, Budget: budget})
 	s.recordTrace(ctx, t, repeat, same, t.Name)
 	if !tr.Control.IsValid() || ctx.Err() != nil {
 		return
 	}
 	other := pathprobe.Run(ctx, pathprobe.Config{
-		Test: test, Control: pathprobe.Flow{Network: "udp", Dst: netip.AddrPortFrom(tr.Control, tr.Test.Port())}, Budget: budget,
+		Test: test, Control: pathprobe.Flow{Network: "udp", Dst: netip.AddrPortFrom(tr.Control, tr.Test.Port()), Payload: ctlPayload}, Budget: budget,
 		DestinationHop: same.Stop.DestinationHop,
 	})
 	s.recordTrace(ctx, t, repeat, other, tr.ControlTarget)
@@ -49,7 +58,11 @@ func (s *state) recordTrace(ctx context.Context, t *measurements.Target, repeat 
 // for the store (AS mapping needs them); exports drop them.
 func traceObservation(tr *pathprobe.Trace, controlTarget string) *measurements.Observation {
 	flow := func(f pathprobe.Flow) measurements.TraceFlow {
-		return measurements.TraceFlow{Network: f.Network, Address: f.Dst.Addr().Unmap().String(), Port: int(f.Dst.Port())}
+		tf := measurements.TraceFlow{Network: f.Network, Address: f.Dst.Addr().Unmap().String(), Port: int(f.Dst.Port())}
+		if f.Network == "udp" && f.Payload != nil {
+			tf.Payload = payloadKind(f.Payload)
+		}
+		return tf
 	}
 	addr := func(a netip.Addr) string {
 		if !a.IsValid() {

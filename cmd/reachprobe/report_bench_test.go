@@ -251,7 +251,7 @@ func benchObservationCount(b *testing.B, db string) int {
 
 // benchChain is a leaf and an intermediate, 2048-bit RSA like Apple's, for
 // the peer certificates of every handshake.
-func benchChain(b *testing.B) [][]byte {
+func benchChain(b testing.TB) [][]byte {
 	b.Helper()
 	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

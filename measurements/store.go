@@ -549,6 +549,17 @@ func (s *Store) setUp(ctx context.Context, abs string, unmarked bool) error {
 	if err := migrate(ctx, s.db, s.path, migrations); err != nil {
 		return err
 	}
+	// Migration 7's rewrite, resumed at every open until done, then the
+	// rows a killed run left (see pack.go).
+	packed, err := s.packEndedRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", s.path, err)
+	}
+	if packed.Runs > 0 {
+		if err := s.compactIfMostlyFree(ctx); err != nil {
+			return err
+		}
+	}
 	if unmarked {
 		// Copies the mark into the file's header, where Inspect reads it.
 		// A reader can hold the checkpoint back; the mark then reaches

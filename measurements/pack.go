@@ -1,0 +1,203 @@
+package measurements
+
+// # Packed observations
+//
+// A run's observations are written one row each while the run goes on,
+// so that a crash loses at most the steps in flight. Once the run has
+// ended, its rows are packed: one row of observation_packs holds them
+// all, encoded by encodePack, and the rows are deleted in the same
+// transaction (packRun). A run of the default catalog is about 125 KB of
+// JSON as rows and 6 to 8 KB packed: its observations repeat each other
+// (the same names, addresses, answers and server names from every
+// resolver and every handshake), which no single row can exploit, and a
+// row's own columns, indexes and page slack cost as much as its details.
+//
+// A pack is one byte of format, then the uvarint length of its JSON and
+// the uvarint count of its observations, then the JSON, compressed with
+// DEFLATE (compress/flate). The JSON is an array of packedObservation:
+// the columns of a row and, inline, its details as observationDetails
+// encodes them, so a field added to a details struct needs no change
+// here. Certificate chains stay in chains, named by hash as in a row.
+// The format byte versions the encoding: a reader refuses a format it
+// does not know, and a new format is added beside the old ones, which
+// stay readable.
+//
+// Packing is checked before any row is deleted: a row whose details hold
+// a field this reachprobe does not know (written by a newer one) is left
+// as it is, and so is a run whose JSON would exceed maxPackJSON; the pack
+// is decoded again and compared with what was encoded. Readers read both
+// forms, so a run is always whole in one or the other, and packing can
+// stop between any two runs and resume (packEndedRuns).
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Formats of a pack, its first byte. Never reuse a number.
+const (
+	// packDeflateJSON: the JSON array of packedObservation, DEFLATE.
+	packDeflateJSON byte = 1
+)
+
+// maxPackJSON caps the JSON of one pack, written or read. A run of the
+// default catalog is about 125 KB; a network flooding every lookup with
+// late answers (MaxLateResponses of 64 KB each) could make one of about
+// 80 MB. A larger run stays as rows, and a pack claiming more is refused
+// before it is inflated, so a damaged file cannot make a reader allocate
+// without limit.
+const maxPackJSON = 128 << 20
+
+// minObservationJSON is the fewest bytes of JSON one packed observation
+// takes ({"id":1,"step":""} and a comma): a pack claiming more
+// observations than its JSON can hold is damaged.
+const minObservationJSON = 19
+
+// packCompression is the DEFLATE level of new packs: the best ratio costs
+// little more time than the default on the small packs of one run.
+const packCompression = flate.BestCompression
+
+// errCannotPack: the run's observations cannot be packed without a loss
+// (a field this reachprobe does not know) or would make too big a pack;
+// they stay as rows.
+var errCannotPack = errors.New("observations left as rows")
+
+// packedObservation is one observation of a pack: an Observation without
+// its RunID (the pack's), its times as stored in rows, and its details.
+type packedObservation struct {
+	ID        int64  `json:"id"`
+	Step      Step   `json:"step"`
+	Group     string `json:"group,omitempty"`
+	Target    string `json:"target,omitempty"`
+	Host      string `json:"host,omitempty"`
+	Address   string `json:"address,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	Transport string `json:"transport,omitempty"`
+	Repeat    int    `json:"repeat,omitempty"`
+	Control   bool   `json:"control,omitempty"`
+	// Started is UTC unix nanoseconds, absent for an observation without
+	// a start time.
+	Started   *int64 `json:"started,omitempty"`
+	Duration  int64  `json:"duration_ns,omitempty"`
+	Failure   string `json:"failure,omitempty"`
+	Operation string `json:"operation,omitempty"`
+	Skipped   string `json:"skipped,omitempty"`
+	observationDetails
+}
+
+// encodePack encodes the observations of one run, in order of ID.
+func encodePack(obs []packedObservation) ([]byte, error) {
+	js, err := json.Marshal(obs)
+	if err != nil {
+		return nil, err
+	}
+	if len(js) > maxPackJSON {
+		return nil, fmt.Errorf("%w: %d bytes of JSON, more than a pack holds (%d)", errCannotPack, len(js), maxPackJSON)
+	}
+	blob := []byte{packDeflateJSON}
+	blob = binary.AppendUvarint(blob, uint64(len(js)))
+	blob = binary.AppendUvarint(blob, uint64(len(obs)))
+	buf := bytes.NewBuffer(blob)
+	w, err := flate.NewWriter(buf, packCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(js); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decodePack is encodePack's inverse. The bytes come from a file that may
+// be damaged: anything malformed is an error, never a panic, and no more
+// than maxPackJSON is inflated.
+func decodePack(blob []byte) ([]packedObservation, error) {
+	js, count, err := inflatePack(blob)
+	if err != nil {
+		return nil, err
+	}
+	var obs []packedObservation
+	if err := json.Unmarshal(js, &obs); err != nil {
+		return nil, fmt.Errorf("malformed pack: %w", err)
+	}
+	if uint64(len(obs)) != count {
+		return nil, fmt.Errorf("malformed pack: %d observations, its header says %d", len(obs), count)
+	}
+	for i := 1; i < len(obs); i++ {
+		if obs[i].ID <= obs[i-1].ID {
+			return nil, fmt.Errorf("malformed pack: observation %d after %d", obs[i].ID, obs[i-1].ID)
+		}
+	}
+	return obs, nil
+}
+
+// inflatePack checks a pack's header and returns its JSON and how many
+// observations the header says it holds.
+func inflatePack(blob []byte) (js []byte, count uint64, err error) {
+	if len(blob) == 0 {
+		return nil, 0, errors.New("malformed pack: empty")
+	}
+	if blob[0] != packDeflateJSON {
+		return nil, 0, fmt.Errorf("pack format %d is unknown to this reachprobe (a newer one wrote it?)", blob[0])
+	}
+	rest := blob[1:]
+	size, n := binary.Uvarint(rest)
+	if n <= 0 || size > maxPackJSON {
+		return nil, 0, errors.New("malformed pack: bad length")
+	}
+	rest = rest[n:]
+	count, n = binary.Uvarint(rest)
+	if n <= 0 || count > size/minObservationJSON+1 {
+		return nil, 0, errors.New("malformed pack: bad count")
+	}
+	rest = rest[n:]
+	// Read one byte past the stated length to tell a longer stream, and
+	// grow the buffer as the data comes: the stated length is not trusted
+	// for an allocation.
+	js, err = io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(rest)), int64(size)+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("malformed pack: %w", err)
+	}
+	if uint64(len(js)) != size {
+		return nil, 0, fmt.Errorf("malformed pack: %d bytes of JSON, its header says %d", len(js), size)
+	}
+	return js, count, nil
+}
+
+// observation is p as an Observation of run runID; the details are p's,
+// shared.
+func (p *packedObservation) observation(runID int64) Observation {
+	o := Observation{ID: p.ID, RunID: runID, Step: p.Step, Group: p.Group, Target: p.Target, Host: p.Host,
+		Address: p.Address, Port: p.Port, Transport: p.Transport, Repeat: p.Repeat, Control: p.Control,
+		Duration: time.Duration(p.Duration), Failure: p.Failure, Operation: p.Operation, Skipped: p.Skipped}
+	if p.Started != nil {
+		o.Started = fromUnixNanos(*p.Started)
+	}
+	d := &p.observationDetails
+	o.DNS, o.TCP, o.TLS, o.STUN, o.Arrival, o.Trace = d.DNS, d.TCP, d.TLS, d.STUN, d.Arrival, d.Trace
+	o.Confirmation, o.PortCheck = d.Confirmation, d.PortCheck
+	return o
+}
+
+// decodeKnown decodes JSON into v, refusing a field v does not have:
+// packing must not drop what a newer reachprobe wrote.
+func decodeKnown(js []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package measurements
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"time"
+)
+
+// packsVersion is the schema version that added observation_packs.
+const packsVersion = 7
+
+// querier is what reading observations needs of a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
+// rowsOf reads the observation rows of run runID, in order of ID. strict
+// refuses details holding a field this reachprobe does not know, as
+// packing must (a decoded row then wraps errCannotPack).
+func rowsOf(ctx context.Context, q querier, runID int64, strict bool) ([]packedObservation, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, step, grp, target, host, address, port, transport,
+	repeat, control, started, duration_ns, failure, operation, skipped, details
+FROM observations WHERE run_id = ? ORDER BY id`, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []packedObservation
+	for rows.Next() {
+		var (
+			p       packedObservation
+			step    string
+			control int64
+			started sql.NullInt64
+			details string
+		)
+		if err := rows.Scan(&p.ID, &step, &p.Group, &p.Target, &p.Host, &p.Address, &p.Port, &p.Transport,
+			&p.Repeat, &control, &started, &p.Duration, &p.Failure, &p.Operation, &p.Skipped, &details); err != nil {
+			return nil, err
+		}
+		p.Step, p.Control = Step(step), control != 0
+		if started.Valid {
+			p.Started = &started.Int64
+		}
+		if strict {
+			if err := decodeKnown([]byte(details), &p.observationDetails); err != nil {
+				return nil, fmt.Errorf("%w: observation %d: %v", errCannotPack, p.ID, err)
+			}
+		} else if err := json.Unmarshal([]byte(details), &p.observationDetails); err != nil {
+			return nil, fmt.Errorf("observation %d: decoding details: %w", p.ID, err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// packOf reads and decodes the pack of run runID; none is no error.
+func packOf(ctx context.Context, q querier, runID int64) ([]packedObservation, error) {
+	var blob []byte
+	err := q.QueryRowContext(ctx, `SELECT pack FROM observation_packs WHERE run_id = ?`, runID).Scan(&blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	obs, err := decodePack(blob)
+	if err != nil {
+		return nil, fmt.Errorf("packed observations: %w", err)
+	}
+	return obs, nil
+}
+
+// mergeByID returns the observations of a pack and of rows in order of
+// ID: normally one of them is empty, and rows come after the pack.
+func mergeByID(packed, rows []packedObservation) []packedObservation {
+	if len(packed) == 0 {
+		return rows
+	}
+	all := append(packed, rows...)
+	slices.SortStableFunc(all, func(a, b packedObservation) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return all
+}
+
+// packRun packs the observation rows of run runID, which must have ended,
+// with its pack if it has one already, and deletes the rows, in one
+// transaction. It returns how many rows it packed; an error wrapping
+// errCannotPack leaves the rows as they were.
+func (s *Store) packRun(ctx context.Context, runID int64) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: no row comes in meanwhile
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() // no-op after Commit
+
+	var status string
+	if err := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, runID).Scan(&status); err != nil {
+		return 0, err
+	}
+	if status == RunRunning {
+		return 0, fmt.Errorf("%w: run %d is still running", errCannotPack, runID)
+	}
+	rows, err := rowsOf(ctx, tx, runID, true)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	var old []packedObservation
+	var blob []byte
+	switch err := tx.QueryRowContext(ctx, `SELECT pack FROM observation_packs WHERE run_id = ?`, runID).Scan(&blob); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return 0, err
+	default:
+		// Decoded strictly, like the rows: a pack a newer reachprobe
+		// wrote may hold fields this one would drop.
+		js, count, err := inflatePack(blob)
+		if err == nil {
+			err = decodeKnown(js, &old)
+		}
+		if err == nil && uint64(len(old)) != count {
+			err = fmt.Errorf("%d observations, its header says %d", len(old), count)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%w: its pack: %v", errCannotPack, err)
+		}
+	}
+	all := mergeByID(old, rows)
+	hashes := map[string]bool{}
+	for i := range all {
+		d := &all[i].observationDetails
+		if d.TLS != nil && len(d.TLS.PeerCertificates) > 0 { // inline, from before schema version 5
+			hash, err := storeChain(ctx, tx, d.TLS.PeerCertificates)
+			if err != nil {
+				return 0, err
+			}
+			tls := *d.TLS
+			tls.PeerCertificates, d.TLS, d.Chain = nil, &tls, hash
+		}
+		if d.Chain != "" {
+			hashes[d.Chain] = true
+		}
+	}
+	pack, err := encodePack(all)
+	if err != nil {
+		return 0, err
+	}
+	if back, err := decodePack(pack); err != nil || !reflect.DeepEqual(back, all) {
+		return 0, fmt.Errorf("%w: the pack does not decode to the observations it was made of (%v)", errCannotPack, err)
+	}
+	chains, err := json.Marshal(slices.Sorted(maps.Keys(hashes)))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO observation_packs (run_id, observations, last_id, chains, pack)
+VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET observations = excluded.observations,
+	last_id = excluded.last_id, chains = excluded.chains, pack = excluded.pack`,
+		runID, len(all), all[len(all)-1].ID, string(chains), pack); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM observations WHERE run_id = ?`, runID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if n != int64(len(rows)) {
+		return 0, fmt.Errorf("deleted %d rows, packed %d", n, len(rows))
+	}
+	// The delete's trigger counted the rows out of the run; they are
+	// still its observations.
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET observation_count = observation_count + ? WHERE id = ?`, n, runID); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return len(rows), nil
+}
+
+// PackProgress reports the packing of ended runs' rows (packEndedRuns).
+type PackProgress struct {
+	Runs, Observations int // packed
+	// Left counts the runs left as rows: they cannot be packed without a
+	// loss (see errCannotPack). They read as well as packed runs.
+	Left int
+	Took time.Duration
+}
+
+// packEndedRuns packs the rows of every run that has ended, each run in a
+// transaction of its own, so that it can stop anywhere (a kill, ctx) and
+// resume at the next call. Run at every Open for writing, it is the
+// rewrite of migration 7 on a database of an earlier release, and
+// afterwards packs what a killed run left.
+func (s *Store) packEndedRuns(ctx context.Context) (PackProgress, error) {
+	start := time.Now()
+	var p PackProgress
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT o.run_id FROM observations o
+WHERE (SELECT r.status FROM runs r WHERE r.id = o.run_id) != 'running' ORDER BY o.run_id`)
+	if err != nil {
+		return p, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return p, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return p, err
+	}
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
+		n, err := s.packRun(ctx, id)
+		switch {
+		case errors.Is(err, errCannotPack):
+			p.Left++
+		case err != nil:
+			return p, fmt.Errorf("packing the observations of run %d: %w", id, err)
+		case n > 0:
+			p.Runs++
+			p.Observations += n
+		}
+	}
+	p.Took = time.Since(start)
+	return p, nil
+}

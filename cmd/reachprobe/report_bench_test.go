@@ -256,6 +256,20 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
+// benchRunCount counts the runs stored in db.
+func benchRunCount(b *testing.B, db string) int {
+	store, err := measurements.OpenReadOnly(b.Context(), db, measurements.ReadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	runs, err := store.Runs(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return len(runs)
+}
+
 // benchObservationCount counts the observations stored in db.
 func benchObservationCount(b *testing.B, db string) int {
 	store, err := measurements.Open(b.Context(), db)

@@ -1,0 +1,194 @@
+package measurements
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// samplePacked is sampleObservations as a pack holds them, chains named
+// by hash.
+func samplePacked(t testing.TB) []packedObservation {
+	t.Helper()
+	var out []packedObservation
+	for i, o := range sampleObservations(1) {
+		d, _, err := encodeDetails(&o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := packedObservation{ID: int64(10 + i), Step: o.Step, Group: o.Group, Target: o.Target, Host: o.Host,
+			Address: o.Address, Port: o.Port, Transport: o.Transport, Repeat: o.Repeat, Control: o.Control,
+			Duration: int64(o.Duration), Failure: o.Failure, Operation: o.Operation, Skipped: o.Skipped}
+		if !o.Started.IsZero() {
+			ns := o.Started.UnixNano()
+			p.Started = &ns
+		}
+		if err := decodeKnown(d, &p.observationDetails); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func TestPackRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		obs  []packedObservation
+	}{
+		{"every kind of observation", samplePacked(t)},
+		{"one bare observation", []packedObservation{{ID: 1, Step: StepUDP}}},
+		{"no observation", []packedObservation{}},
+		{"text a terminal would act on", []packedObservation{{ID: 7, Step: StepTLS, Failure: "\x1b[2J\u202e\x00",
+			observationDetails: observationDetails{TLS: &TLSDetails{ServerBytes: []byte("HTTP/1.1 200 OK\r\n\x00\xff")}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			blob, err := encodePack(tt.obs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if blob[0] != packDeflateJSON {
+				t.Errorf("format byte %d, want %d", blob[0], packDeflateJSON)
+			}
+			got, err := decodePack(blob)
+			if err != nil {
+				t.Fatalf("decodePack: %v", err)
+			}
+			if len(got) != len(tt.obs) || len(got) > 0 && !reflect.DeepEqual(got, tt.obs) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, tt.obs)
+			}
+		})
+	}
+}
+
+// TestPackIsGenericOverDetails: every field of every details struct goes
+// through a pack without the codec naming it, so a field added to one
+// needs no change here. Each exported field is set to a non-zero value by
+// reflection and must come back.
+func TestPackIsGenericOverDetails(t *testing.T) {
+	var d observationDetails
+	fillNonZero(reflect.ValueOf(&d).Elem(), 0)
+	in := []packedObservation{{ID: 1, Step: StepDNS, observationDetails: d}}
+	blob, err := encodePack(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodePack(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, in) {
+		t.Errorf("round trip of every details field:\n got %+v\nwant %+v", got[0].observationDetails, d)
+	}
+}
+
+// fillNonZero sets every exported field reachable from v to a non-zero
+// value, one element in each slice.
+func fillNonZero(v reflect.Value, depth int) {
+	if depth > 8 {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fillNonZero(v.Elem(), depth+1)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillNonZero(v.Field(i), depth+1)
+			}
+		}
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fillNonZero(v.Index(0), depth+1)
+	case reflect.String:
+		v.SetString("x" + strings.Repeat("y", depth))
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(int64(depth + 1))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(uint64(depth + 1))
+	}
+}
+
+// deflated compresses js as a pack's stream.
+func deflated(t testing.TB, js []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	w.Write(js)
+	w.Close()
+	return buf.Bytes()
+}
+
+// rawPack makes a pack of format, stated JSON length and count, and
+// stream, whatever they are.
+func rawPack(format byte, size, count uint64, stream []byte) []byte {
+	b := []byte{format}
+	b = binary.AppendUvarint(b, size)
+	b = binary.AppendUvarint(b, count)
+	return append(b, stream...)
+}
+
+func TestDecodePackErrors(t *testing.T) {
+	js := []byte(`[{"id":1,"step":"dns"},{"id":2,"step":"tcp"}]`)
+	good := rawPack(packDeflateJSON, uint64(len(js)), 2, deflated(t, js))
+	if _, err := decodePack(good); err != nil {
+		t.Fatalf("the well-formed pack: %v", err)
+	}
+	bomb := deflated(t, bytes.Repeat([]byte{' '}, 4<<20))
+	tests := []struct {
+		name, blob, want string
+	}{
+		{"empty", "", "empty"},
+		{"unknown format", string(rawPack(99, uint64(len(js)), 2, deflated(t, js))), "format 99 is unknown"},
+		{"no length", string([]byte{packDeflateJSON}), "bad length"},
+		{"length over the cap", string(rawPack(packDeflateJSON, maxPackJSON+1, 1, deflated(t, js))), "bad length"},
+		{"count the JSON cannot hold", string(rawPack(packDeflateJSON, uint64(len(js)), 1000, deflated(t, js))), "bad count"},
+		{"count that differs", string(rawPack(packDeflateJSON, uint64(len(js)), 1, deflated(t, js))), "header says 1"},
+		{"stream cut short", string(good[:len(good)-4]), "malformed pack"},
+		{"stream longer than stated", string(rawPack(packDeflateJSON, uint64(len(js))-1, 2, deflated(t, js))), "header says"},
+		{"more inflated than stated (a bomb)", string(rawPack(packDeflateJSON, 1000, 1, bomb)), "header says 1000"},
+		{"not JSON", string(rawPack(packDeflateJSON, 3, 0, deflated(t, []byte("abc")))), "malformed pack"},
+		{"ids out of order", string(rawPack(packDeflateJSON, uint64(len(js)), 2, deflated(t, []byte(`[{"id":2,"step":"dns"},{"id":1,"step":"tcp"}]`)))), "observation 1 after 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodePack([]byte(tt.blob))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("decodePack = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzDecodePack: the bytes of a pack come from a file that may be
+// damaged. decodePack never panics, never inflates more than maxPackJSON,
+// and what it accepts encodes to a pack that decodes to the same.
+func FuzzDecodePack(f *testing.F) {
+	blob, err := encodePack(samplePacked(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(blob)
+	f.Add(rawPack(packDeflateJSON, 2, 0, deflated(f, []byte("[]"))))
+	f.Add([]byte{packDeflateJSON, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		obs, err := decodePack(b)
+		if err != nil {
+			return
+		}
+		again, err := encodePack(obs)
+		if err != nil {
+			t.Fatalf("decodePack accepted %d observations that do not encode: %v", len(obs), err)
+		}
+		back, err := decodePack(again)
+		if err != nil || len(back) != len(obs) || len(obs) > 0 && !reflect.DeepEqual(back, obs) {
+			t.Errorf("re-encoded pack decodes to %d observations (%v), want the %d accepted", len(back), err, len(obs))
+		}
+	})
+}

@@ -15,17 +15,17 @@ package measurements
 // A pack is one byte of format, then the uvarint length of its JSON and
 // the uvarint count of its observations, then the JSON, compressed with
 // DEFLATE (compress/flate). The JSON is an array of packedObservation:
-// the columns of a row and, inline, its details as observationDetails
-// encodes them, so a field added to a details struct needs no change
-// here. Certificate chains stay in chains, named by hash as in a row.
-// The format byte versions the encoding: a reader refuses a format it
-// does not know, and a new format is added beside the old ones, which
-// stay readable.
+// the columns of a row and, under "details", the row's details JSON as it
+// was stored, so a field added to a details struct needs no change here,
+// and a field only a newer reachprobe knows is kept as it is. Certificate
+// chains stay in chains, named by hash as in a row. The format byte
+// versions the encoding: a reader refuses a format it does not know, and
+// a new format is added beside the old ones, which stay readable.
 //
-// Packing is checked before any row is deleted: a row whose details hold
-// a field this reachprobe does not know (written by a newer one) is left
-// as it is, and so is a run whose JSON would exceed maxPackJSON; the pack
-// is decoded again and compared with what was encoded. Readers read both
+// Packing builds the JSON from the rows' columns and their details text,
+// without decoding the details, and checks the pack before any row is
+// deleted: the JSON must be valid and the pack must inflate to it. A run
+// whose JSON would exceed maxPackJSON stays as rows. Readers read both
 // forms, so a run is always whole in one or the other, and packing can
 // stop between any two runs and resume (packEndedRuns).
 
@@ -54,23 +54,29 @@ const (
 // without limit.
 const maxPackJSON = 128 << 20
 
-// minObservationJSON is the fewest bytes of JSON one packed observation
-// takes ({"id":1,"step":""} and a comma): a pack claiming more
-// observations than its JSON can hold is damaged.
+// minObservationJSON is fewer bytes than the JSON of one packed
+// observation can take ({"id":1,"step":""} and a comma, details aside): a
+// pack claiming more observations than its JSON can hold is damaged.
 const minObservationJSON = 19
 
 // packCompression is the DEFLATE level of new packs: the best ratio costs
 // little more time than the default on the small packs of one run.
 const packCompression = flate.BestCompression
 
-// errCannotPack: the run's observations cannot be packed without a loss
-// (a field this reachprobe does not know) or would make too big a pack;
-// they stay as rows.
+// errCannotPack: the run's observations would make too big a pack, or do
+// not follow its pack's; they stay as rows.
 var errCannotPack = errors.New("observations left as rows")
 
 // packedObservation is one observation of a pack: an Observation without
 // its RunID (the pack's), its times as stored in rows, and its details.
 type packedObservation struct {
+	packedColumns
+	Details observationDetails `json:"details"`
+}
+
+// packedColumns are the columns of an observation's row but its run and
+// its details.
+type packedColumns struct {
 	ID        int64  `json:"id"`
 	Step      Step   `json:"step"`
 	Group     string `json:"group,omitempty"`
@@ -88,21 +94,33 @@ type packedObservation struct {
 	Failure   string `json:"failure,omitempty"`
 	Operation string `json:"operation,omitempty"`
 	Skipped   string `json:"skipped,omitempty"`
-	observationDetails
 }
 
-// encodePack encodes the observations of one run, in order of ID.
-func encodePack(obs []packedObservation) ([]byte, error) {
-	js, err := json.Marshal(obs)
+// appendPacked appends to js the JSON of one packedObservation: c, and
+// details, the JSON object of its details as a row stores it.
+func appendPacked(js []byte, c *packedColumns, details []byte) ([]byte, error) {
+	cols, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
 	}
+	js = append(js, cols[:len(cols)-1]...) // without its closing brace
+	js = append(js, `,"details":`...)
+	js = append(js, details...)
+	return append(js, '}'), nil
+}
+
+// encodePack makes a pack of js, the JSON array of count observations in
+// order of ID, and checks that it inflates to js.
+func encodePack(js []byte, count int) ([]byte, error) {
 	if len(js) > maxPackJSON {
 		return nil, fmt.Errorf("%w: %d bytes of JSON, more than a pack holds (%d)", errCannotPack, len(js), maxPackJSON)
 	}
+	if !json.Valid(js) {
+		return nil, errors.New("packing observations: the JSON made of them is not valid")
+	}
 	blob := []byte{packDeflateJSON}
 	blob = binary.AppendUvarint(blob, uint64(len(js)))
-	blob = binary.AppendUvarint(blob, uint64(len(obs)))
+	blob = binary.AppendUvarint(blob, uint64(count))
 	buf := bytes.NewBuffer(blob)
 	w, err := flate.NewWriter(buf, packCompression)
 	if err != nil {
@@ -113,6 +131,10 @@ func encodePack(obs []packedObservation) ([]byte, error) {
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
+	}
+	back, n, err := inflatePack(buf.Bytes())
+	if err != nil || n != uint64(count) || !bytes.Equal(back, js) {
+		return nil, fmt.Errorf("packing observations: the pack does not inflate to its JSON (%v)", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -182,22 +204,8 @@ func (p *packedObservation) observation(runID int64) Observation {
 	if p.Started != nil {
 		o.Started = fromUnixNanos(*p.Started)
 	}
-	d := &p.observationDetails
+	d := &p.Details
 	o.DNS, o.TCP, o.TLS, o.STUN, o.Arrival, o.Trace = d.DNS, d.TCP, d.TLS, d.STUN, d.Arrival, d.Trace
 	o.Confirmation, o.PortCheck = d.Confirmation, d.PortCheck
 	return o
-}
-
-// decodeKnown decodes JSON into v, refusing a field v does not have:
-// packing must not drop what a newer reachprobe wrote.
-func decodeKnown(js []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("data after the JSON value")
-	}
-	return nil
 }

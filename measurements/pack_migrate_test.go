@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // Schema6Fixture writes the database of testdata/schema6 (an earlier
@@ -177,8 +178,8 @@ func TestMigrate7(t *testing.T) {
 
 // TestMigrate7Resumes: a kill between two runs' packing (each is its own
 // transaction) leaves some runs packed and the others as rows, all
-// readable, and the next open packs the rest. A run whose rows hold a
-// field this reachprobe does not know stays as rows, unchanged.
+// readable, and the next open packs the rest. A field of a newer
+// reachprobe in a row's details is kept in the pack as it was.
 func TestMigrate7Resumes(t *testing.T) {
 	ctx := t.Context()
 	path := schema6Fixture(t)
@@ -187,13 +188,8 @@ func TestMigrate7Resumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw.SetMaxOpenConns(1)
-	// A newer reachprobe's field in one observation of run 3.
-	if _, err := raw.ExecContext(ctx, `UPDATE observations SET details = json_set(details, '$.dns.from_the_future', 1)
+	if _, err := raw.ExecContext(ctx, `UPDATE observations SET details = json_set(details, '$.dns.from_the_future', json('{"kept":[1,2]}'))
 WHERE id = (SELECT min(id) FROM observations WHERE run_id = 3)`); err != nil {
-		t.Fatal(err)
-	}
-	var future string
-	if err := raw.QueryRowContext(ctx, `SELECT details FROM observations WHERE run_id = 3 ORDER BY id LIMIT 1`).Scan(&future); err != nil {
 		t.Fatal(err)
 	}
 	// Migrated, one run packed, then killed.
@@ -204,10 +200,11 @@ WHERE id = (SELECT min(id) FROM observations WHERE run_id = 3)`); err != nil {
 	if n, err := partial.packRun(ctx, 4); err != nil || n == 0 {
 		t.Fatalf("packRun(4) = %d, %v", n, err)
 	}
-	if _, err := partial.packRun(ctx, 3); err == nil {
-		t.Fatal("run 3, with a field this reachprobe does not know, was packed")
-	}
 	checkSchema6Read(t, partial)
+	withRows, packed := storedForms(t, raw)
+	if len(packed) != 1 || len(withRows) != 8 {
+		t.Fatalf("after packing run 4: runs with rows %v, packed %v", withRows, packed)
+	}
 	raw.Close()
 
 	s, err := Open(ctx, path)
@@ -216,14 +213,44 @@ WHERE id = (SELECT min(id) FROM observations WHERE run_id = 3)`); err != nil {
 	}
 	defer s.Close()
 	checkSchema6Read(t, s)
+	withRows, packed = storedForms(t, s.db)
+	if len(withRows) != 1 || !withRows[10] || len(packed) != 8 {
+		t.Errorf("runs with rows %v, packed %v; want only run 10 (running) as rows, 8 packed", withRows, packed)
+	}
+	var blob []byte
+	if err := s.db.QueryRowContext(ctx, `SELECT pack FROM observation_packs WHERE run_id = 3`).Scan(&blob); err != nil {
+		t.Fatal(err)
+	}
+	js, _, err := inflatePack(blob)
+	if err != nil || !bytes.Contains(js, []byte(`"from_the_future":{"kept":[1,2]}`)) {
+		t.Errorf("the pack of run 3 lost the field of a newer reachprobe (%v)", err)
+	}
+}
+
+// TestPackAfterPack: rows added to a run already packed (a run ended
+// twice) go after its packed observations.
+func TestPackAfterPack(t *testing.T) {
+	s := newTestStore(t)
+	run := beginTestRun(t, s, t0)
+	in := sampleObservations(run)
+	for i := range in {
+		if i == 4 {
+			if err := s.EndRun(t.Context(), run, RunInterrupted, t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AddObservation(t.Context(), &in[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.EndRun(t.Context(), run, RunComplete, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	withRows, packed := storedForms(t, s.db)
-	if len(withRows) != 2 || !withRows[3] || !withRows[10] || len(packed) != 7 {
-		t.Errorf("runs with rows %v, packed %v; want runs 3 (a field unknown here) and 10 (running) as rows, 7 packed", withRows, packed)
+	if len(withRows) != 0 || !packed[run] {
+		t.Fatalf("runs with rows %v, packed %v; want the run packed", withRows, packed)
 	}
-	var still string
-	if err := s.db.QueryRowContext(ctx, `SELECT details FROM observations WHERE run_id = 3 ORDER BY id LIMIT 1`).Scan(&still); err != nil || still != future {
-		t.Errorf("the row with a newer field became %q (%v), want it as it was", still, err)
-	}
+	checkRoundTrip(t, "packed twice", in, s, run)
 }
 
 // TestPackRunRefusesRunning: a running run's rows are not packed.

@@ -79,7 +79,7 @@ func (s *Store) AddObservation(ctx context.Context, o *Observation) error {
 // added, details decoded, or an error wrapping ErrNoRun. They come from
 // the run's rows and, from schema version 7, its pack (see pack.go).
 func (s *Store) Observations(ctx context.Context, runID int64) ([]Observation, error) {
-	all, err := rowsOf(ctx, s.db, runID, false)
+	all, err := rowsOf(ctx, s.db, runID)
 	if err != nil {
 		return nil, fmt.Errorf("observations of run %d: %w", runID, err)
 	}
@@ -95,7 +95,7 @@ func (s *Store) Observations(ctx context.Context, runID int64) ([]Observation, e
 	for i := range all {
 		obs[i] = all[i].observation(runID)
 		// Sets the chain of the Observation's TLS, which the details share.
-		if err := chains.fill(ctx, &all[i].observationDetails); err != nil {
+		if err := chains.fill(ctx, &all[i].Details); err != nil {
 			return nil, fmt.Errorf("observations of run %d: %w", runID, err)
 		}
 	}

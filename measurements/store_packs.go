@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"reflect"
 	"slices"
 	"time"
 )
@@ -21,10 +19,8 @@ type querier interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }
 
-// rowsOf reads the observation rows of run runID, in order of ID. strict
-// refuses details holding a field this reachprobe does not know, as
-// packing must (a decoded row then wraps errCannotPack).
-func rowsOf(ctx context.Context, q querier, runID int64, strict bool) ([]packedObservation, error) {
+// rowsOf reads the observation rows of run runID, in order of ID.
+func rowsOf(ctx context.Context, q querier, runID int64) ([]packedObservation, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, step, grp, target, host, address, port, transport,
 	repeat, control, started, duration_ns, failure, operation, skipped, details
 FROM observations WHERE run_id = ? ORDER BY id`, runID)
@@ -36,29 +32,36 @@ FROM observations WHERE run_id = ? ORDER BY id`, runID)
 	for rows.Next() {
 		var (
 			p       packedObservation
-			step    string
-			control int64
-			started sql.NullInt64
 			details string
 		)
-		if err := rows.Scan(&p.ID, &step, &p.Group, &p.Target, &p.Host, &p.Address, &p.Port, &p.Transport,
-			&p.Repeat, &control, &started, &p.Duration, &p.Failure, &p.Operation, &p.Skipped, &details); err != nil {
+		if err := scanColumns(rows, &p.packedColumns, &details); err != nil {
 			return nil, err
 		}
-		p.Step, p.Control = Step(step), control != 0
-		if started.Valid {
-			p.Started = &started.Int64
-		}
-		if strict {
-			if err := decodeKnown([]byte(details), &p.observationDetails); err != nil {
-				return nil, fmt.Errorf("%w: observation %d: %v", errCannotPack, p.ID, err)
-			}
-		} else if err := json.Unmarshal([]byte(details), &p.observationDetails); err != nil {
+		if err := json.Unmarshal([]byte(details), &p.Details); err != nil {
 			return nil, fmt.Errorf("observation %d: decoding details: %w", p.ID, err)
 		}
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// scanColumns scans a row's columns, id to skipped, then what follows
+// them.
+func scanColumns(rows *sql.Rows, c *packedColumns, rest ...any) error {
+	var (
+		step    string
+		control int64
+		started sql.NullInt64
+	)
+	if err := rows.Scan(append([]any{&c.ID, &step, &c.Group, &c.Target, &c.Host, &c.Address, &c.Port, &c.Transport,
+		&c.Repeat, &control, &started, &c.Duration, &c.Failure, &c.Operation, &c.Skipped}, rest...)...); err != nil {
+		return err
+	}
+	c.Step, c.Control = Step(step), control != 0
+	if started.Valid {
+		c.Started = &started.Int64
+	}
+	return nil
 }
 
 // packOf reads and decodes the pack of run runID; none is no error.
@@ -98,7 +101,7 @@ func mergeByID(packed, rows []packedObservation) []packedObservation {
 }
 
 // packRun packs the observation rows of run runID, which must have ended,
-// with its pack if it has one already, and deletes the rows, in one
+// after its pack if it has one already, and deletes the rows, in one
 // transaction. It returns how many rows it packed; an error wrapping
 // errCannotPack leaves the rows as they were.
 func (s *Store) packRun(ctx context.Context, runID int64) (int, error) {
@@ -115,61 +118,86 @@ func (s *Store) packRun(ctx context.Context, runID int64) (int, error) {
 	if status == RunRunning {
 		return 0, fmt.Errorf("%w: run %d is still running", errCannotPack, runID)
 	}
-	rows, err := rowsOf(ctx, tx, runID, true)
-	if err != nil || len(rows) == 0 {
-		return 0, err
-	}
-	var old []packedObservation
-	var blob []byte
-	switch err := tx.QueryRowContext(ctx, `SELECT pack FROM observation_packs WHERE run_id = ?`, runID).Scan(&blob); {
+	var (
+		js       = []byte{'['}
+		count    int
+		lastID   int64
+		hashes   []string
+		oldChain string
+		blob     []byte
+	)
+	switch err := tx.QueryRowContext(ctx, `SELECT observations, last_id, chains, pack FROM observation_packs WHERE run_id = ?`, runID).
+		Scan(&count, &lastID, &oldChain, &blob); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return 0, err
 	default:
-		// Decoded strictly, like the rows: a pack a newer reachprobe
-		// wrote may hold fields this one would drop.
-		js, count, err := inflatePack(blob)
-		if err == nil {
-			err = decodeKnown(js, &old)
+		// Rows after a pack (a run ended twice): they go after its
+		// observations.
+		old, n, err := inflatePack(blob)
+		if err != nil || n != uint64(count) || len(old) < 2 || old[len(old)-1] != ']' {
+			return 0, fmt.Errorf("%w: its pack is damaged (%v)", errCannotPack, err)
 		}
-		if err == nil && uint64(len(old)) != count {
-			err = fmt.Errorf("%d observations, its header says %d", len(old), count)
+		if err := json.Unmarshal([]byte(oldChain), &hashes); err != nil {
+			return 0, fmt.Errorf("%w: its pack's chains: %v", errCannotPack, err)
 		}
-		if err != nil {
-			return 0, fmt.Errorf("%w: its pack: %v", errCannotPack, err)
-		}
+		js = append(old[:len(old)-1], ',')
 	}
-	all := mergeByID(old, rows)
-	hashes := map[string]bool{}
-	for i := range all {
-		d := &all[i].observationDetails
-		if d.TLS != nil && len(d.TLS.PeerCertificates) > 0 { // inline, from before schema version 5
-			hash, err := storeChain(ctx, tx, d.TLS.PeerCertificates)
-			if err != nil {
-				return 0, err
-			}
-			tls := *d.TLS
-			tls.PeerCertificates, d.TLS, d.Chain = nil, &tls, hash
-		}
-		if d.Chain != "" {
-			hashes[d.Chain] = true
-		}
-	}
-	pack, err := encodePack(all)
+	rows, err := tx.QueryContext(ctx, `SELECT id, step, grp, target, host, address, port, transport,
+	repeat, control, started, duration_ns, failure, operation, skipped, json(details), details ->> '$.chain'
+FROM observations WHERE run_id = ? ORDER BY id`, runID)
 	if err != nil {
 		return 0, err
 	}
-	if back, err := decodePack(pack); err != nil || !reflect.DeepEqual(back, all) {
-		return 0, fmt.Errorf("%w: the pack does not decode to the observations it was made of (%v)", errCannotPack, err)
+	packed := 0
+	for rows.Next() {
+		var (
+			c       packedColumns
+			details []byte
+			chain   sql.NullString
+		)
+		if err := scanColumns(rows, &c, &details, &chain); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if c.ID <= lastID {
+			rows.Close()
+			return 0, fmt.Errorf("%w: observation %d does not follow the %d packed", errCannotPack, c.ID, lastID)
+		}
+		if packed > 0 {
+			js = append(js, ',')
+		}
+		if js, err = appendPacked(js, &c, details); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if chain.Valid && !slices.Contains(hashes, chain.String) {
+			hashes = append(hashes, chain.String)
+		}
+		lastID = c.ID
+		packed++
 	}
-	chains, err := json.Marshal(slices.Sorted(maps.Keys(hashes)))
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if packed == 0 {
+		return 0, nil
+	}
+	js = append(js, ']')
+	pack, err := encodePack(js, count+packed)
+	if err != nil {
+		return 0, err
+	}
+	slices.Sort(hashes)
+	chains, err := json.Marshal(hashes)
 	if err != nil {
 		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO observation_packs (run_id, observations, last_id, chains, pack)
 VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET observations = excluded.observations,
 	last_id = excluded.last_id, chains = excluded.chains, pack = excluded.pack`,
-		runID, len(all), all[len(all)-1].ID, string(chains), pack); err != nil {
+		runID, count+packed, lastID, string(chains), pack); err != nil {
 		return 0, err
 	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM observations WHERE run_id = ?`, runID)
@@ -180,8 +208,8 @@ VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET observations = exclude
 	if err != nil {
 		return 0, err
 	}
-	if n != int64(len(rows)) {
-		return 0, fmt.Errorf("deleted %d rows, packed %d", n, len(rows))
+	if n != int64(packed) {
+		return 0, fmt.Errorf("deleted %d rows, packed %d", n, packed)
 	}
 	// The delete's trigger counted the rows out of the run; they are
 	// still its observations.
@@ -191,14 +219,14 @@ VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET observations = exclude
 	if err := tx.Commit(); err != nil {
 		return 0, err
 	}
-	return len(rows), nil
+	return packed, nil
 }
 
 // PackProgress reports the packing of ended runs' rows (packEndedRuns).
 type PackProgress struct {
 	Runs, Observations int // packed
-	// Left counts the runs left as rows: they cannot be packed without a
-	// loss (see errCannotPack). They read as well as packed runs.
+	// Left counts the runs left as rows (see errCannotPack). They read
+	// as well as packed runs.
 	Left int
 	Took time.Duration
 }

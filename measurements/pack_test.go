@@ -203,3 +203,38 @@ func FuzzDecodePack(f *testing.F) {
 		}
 	})
 }
+
+func TestMergeByID(t *testing.T) {
+	obs := func(ids ...int64) []packedObservation {
+		var out []packedObservation
+		for _, id := range ids {
+			out = append(out, packedObservation{packedColumns: packedColumns{ID: id}})
+		}
+		return out
+	}
+	ids := func(obs []packedObservation) []int64 {
+		var out []int64
+		for _, o := range obs {
+			out = append(out, o.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name         string
+		packed, rows []packedObservation
+		want         []int64
+	}{
+		{"rows only", nil, obs(1, 2), []int64{1, 2}},
+		{"pack only", obs(1, 2), nil, []int64{1, 2}},
+		{"rows after the pack", obs(1, 2), obs(3, 4), []int64{1, 2, 3, 4}},
+		{"packed while read: in both", obs(1, 2, 3), obs(1, 2, 3), []int64{1, 2, 3}},
+		{"packed again while read", obs(1, 2, 3, 4), obs(3, 4), []int64{1, 2, 3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ids(mergeByID(tt.packed, tt.rows)); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("mergeByID = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

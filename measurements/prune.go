@@ -2,8 +2,8 @@ package measurements
 
 // # Retention
 //
-// Observations are most of a database's size: a TLS step keeps the whole
-// certificate chain. Pruning deletes the observations of an old run but
+// Observations are most of a database's size, even packed (a few KB a
+// run: see pack.go). Pruning deletes the observations of an old run but
 // keeps its row in runs and a summary the caller made from them before
 // they went (reachprobe keeps the run's service and app verdicts), so a
 // history across months still has a point for every run. Compact then

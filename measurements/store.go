@@ -8,6 +8,9 @@ package measurements
 // flight; the run it belonged to stays "running" until the next Open's
 // caller marks it interrupted (MarkUnfinishedRuns). Until then, readers
 // told that no writer is active (ReadOptions) show it as interrupted.
+// Once a run has ended, its rows are packed into one compressed row of
+// observation_packs (see pack.go): a run of the default catalog takes
+// about 9 KB instead of 150.
 //
 // Open never writes to a file it has not vetted: it checks the SQLite
 // header and reachprobe's mark with plain file reads (Inspect, see

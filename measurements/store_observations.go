@@ -79,6 +79,7 @@ func (s *Store) AddObservation(ctx context.Context, o *Observation) error {
 // added, details decoded, or an error wrapping ErrNoRun. They come from
 // the run's rows and, from schema version 7, its pack (see pack.go).
 func (s *Store) Observations(ctx context.Context, runID int64) ([]Observation, error) {
+	// Rows first, then the pack: see mergeByID.
 	all, err := rowsOf(ctx, s.db, runID)
 	if err != nil {
 		return nil, fmt.Errorf("observations of run %d: %w", runID, err)

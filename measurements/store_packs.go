@@ -1,6 +1,7 @@
 package measurements
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -82,22 +83,17 @@ func packOf(ctx context.Context, q querier, runID int64) ([]packedObservation, e
 }
 
 // mergeByID returns the observations of a pack and of rows in order of
-// ID: normally one of them is empty, and rows come after the pack.
+// ID, each once: normally one of them is empty, and rows come after the
+// pack. A reader in another process reads the rows, then the pack, each
+// in a snapshot of its own; a run packed in between is in both, whole.
+// (Read the other way round, it would be in neither.)
 func mergeByID(packed, rows []packedObservation) []packedObservation {
 	if len(packed) == 0 {
 		return rows
 	}
 	all := append(packed, rows...)
-	slices.SortStableFunc(all, func(a, b packedObservation) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
-	return all
+	slices.SortStableFunc(all, func(a, b packedObservation) int { return cmp.Compare(a.ID, b.ID) })
+	return slices.CompactFunc(all, func(a, b packedObservation) bool { return a.ID == b.ID })
 }
 
 // packRun packs the observation rows of run runID, which must have ended,

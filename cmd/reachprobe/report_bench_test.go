@@ -38,7 +38,8 @@ func BenchmarkReport1000Runs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("database: %d runs, %d observations, %.1f MB", benchRuns, benchObservationCount(b, db), float64(fi.Size())/1e6)
+	_, observations := benchCounts(b, db)
+	b.Logf("database: %d runs, %d observations, %.1f MB", benchRuns, observations, float64(fi.Size())/1e6)
 	for _, format := range []string{formatHTML, formatCSV, formatJSON, formatOONI} {
 		b.Run(format, func(b *testing.B) {
 			out := filepath.Join(b.TempDir(), "report."+format)
@@ -256,36 +257,21 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// benchRunCount counts the runs stored in db.
-func benchRunCount(b *testing.B, db string) int {
+// benchCounts counts the runs and the observations stored in db.
+func benchCounts(b *testing.B, db string) (runs, observations int) {
 	store, err := measurements.OpenReadOnly(b.Context(), db, measurements.ReadOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	runs, err := store.Runs(b.Context())
+	all, err := store.Runs(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
-	return len(runs)
-}
-
-// benchObservationCount counts the observations stored in db.
-func benchObservationCount(b *testing.B, db string) int {
-	store, err := measurements.Open(b.Context(), db)
-	if err != nil {
-		b.Fatal(err)
+	for _, r := range all {
+		observations += r.Observations
 	}
-	defer store.Close()
-	runs, err := store.Runs(b.Context())
-	if err != nil {
-		b.Fatal(err)
-	}
-	n := 0
-	for _, r := range runs {
-		n += r.Observations
-	}
-	return n
+	return len(all), observations
 }
 
 // benchChain is a leaf and an intermediate, 2048-bit RSA like Apple's, for

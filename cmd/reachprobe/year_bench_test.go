@@ -29,7 +29,7 @@ func BenchmarkYear(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	observations := benchObservationCount(b, db)
+	_, observations := benchCounts(b, db)
 	b.Logf("database: %d runs, %d observations, %.1f MB, %.0f bytes/run", yearRuns, observations, float64(fi.Size())/1e6, float64(fi.Size())/yearRuns)
 	out := filepath.Join(b.TempDir(), "report")
 	cases := []struct {
@@ -157,7 +157,7 @@ func BenchmarkMigrate(b *testing.B) {
 			b.Fatal(err)
 		}
 		after = fi.Size()
-		runs = benchRunCount(b, path)
+		runs, _ = benchCounts(b, path)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(before.Size())/float64(runs), "bytes/run-before")

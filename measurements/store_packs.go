@@ -218,8 +218,8 @@ VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET observations = exclude
 	return packed, nil
 }
 
-// PackProgress reports the packing of ended runs' rows (packEndedRuns).
-type PackProgress struct {
+// packProgress reports the packing of ended runs' rows (packEndedRuns).
+type packProgress struct {
 	Runs, Observations int // packed
 	// Left counts the runs left as rows (see errCannotPack). They read
 	// as well as packed runs.
@@ -232,9 +232,9 @@ type PackProgress struct {
 // resume at the next call. Run at every Open for writing, it is the
 // rewrite of migration 7 on a database of an earlier release, and
 // afterwards packs what a killed run left.
-func (s *Store) packEndedRuns(ctx context.Context) (PackProgress, error) {
+func (s *Store) packEndedRuns(ctx context.Context) (packProgress, error) {
 	start := time.Now()
-	var p PackProgress
+	var p packProgress
 	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT o.run_id FROM observations o
 WHERE (SELECT r.status FROM runs r WHERE r.id = o.run_id) != 'running' ORDER BY o.run_id`)
 	if err != nil {

@@ -552,8 +552,8 @@ func (s *Store) setUp(ctx context.Context, abs string, unmarked bool) error {
 	if err := migrate(ctx, s.db, s.path, migrations); err != nil {
 		return err
 	}
-	// Migration 7's rewrite, resumed at every open until done, then the
-	// rows a killed run left (see pack.go).
+	// Migration 7's rewrite, resumed at every open until done; later, the
+	// rows of any run that ended unpacked (see pack.go).
 	packed, err := s.packEndedRuns(ctx)
 	if err != nil {
 		return fmt.Errorf("database %s: %w", s.path, err)

@@ -194,9 +194,13 @@ WHERE id > ? AND json_type(details, '$.tls.peer_certificates') IS NOT NULL ORDER
 }
 
 // deleteUnusedChains deletes the chains no observation names any more
-// (their observations were pruned).
-func deleteUnusedChains(ctx context.Context, db execer) error {
+// (their observations were pruned), in a row or in a pack.
+func deleteUnusedChains(ctx context.Context, db execer, version int) error {
+	packed := ""
+	if version >= packsVersion {
+		packed = ` UNION SELECT j.value FROM observation_packs p, json_each(p.chains) j`
+	}
 	_, err := db.ExecContext(ctx, `DELETE FROM chains WHERE sha256 NOT IN
-	(SELECT details ->> '$.chain' FROM observations WHERE details ->> '$.chain' IS NOT NULL)`)
+	(SELECT details ->> '$.chain' FROM observations WHERE details ->> '$.chain' IS NOT NULL`+packed+`)`)
 	return err
 }

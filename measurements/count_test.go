@@ -97,8 +97,13 @@ func TestObservationCountsMigrate(t *testing.T) {
 		t.Errorf("a running run without its writer reads as %+v, want interrupted at its last observation with 5", got)
 	}
 	var n int
-	if err := s.db.QueryRowContext(context.Background(), `SELECT count(*) FROM runs WHERE observation_count != (SELECT count(*) FROM observations o WHERE o.run_id = runs.id)`).Scan(&n); err != nil || n != 0 {
-		t.Errorf("%d runs whose stored count differs from their observations (%v)", n, err)
+	if err := s.db.QueryRowContext(context.Background(), `SELECT count(*) FROM runs WHERE observation_count !=
+	(SELECT count(*) FROM observations o WHERE o.run_id = runs.id) + coalesce((SELECT observations FROM observation_packs p WHERE p.run_id = runs.id), 0)`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d runs whose stored count differs from their observations, rows and packed (%v)", n, err)
+	}
+	var packed int
+	if err := s.db.QueryRowContext(context.Background(), `SELECT count(*) FROM observation_packs`).Scan(&packed); err != nil || packed != 1 {
+		t.Errorf("%d runs packed (%v), want 1: the run of 7 (the run of 3 was pruned, the last one is running)", packed, err)
 	}
 }
 

@@ -120,6 +120,27 @@ CREATE TABLE run_verdicts (
 	verdicts         TEXT NOT NULL CHECK (json_valid(verdicts))
 ) STRICT;
 `,
+	// 7: the observations of an ended run packed into one compressed row
+	// (see pack.go): observations counts them, last_id is the highest id
+	// among them (new ids follow it), chains lists the hashes of the
+	// certificate chains they name. The rows of ended runs are packed by
+	// packEndedRuns after the migration, a run per transaction, so that
+	// packing a year of runs needs no single huge transaction and resumes
+	// where a kill stopped it. The index of targets and steps served no
+	// query.
+	`
+CREATE TABLE observation_packs (
+	run_id       INTEGER PRIMARY KEY REFERENCES runs (id),
+	observations INTEGER NOT NULL CHECK (observations > 0),
+	last_id      INTEGER NOT NULL,
+	chains       TEXT NOT NULL CHECK (json_valid(chains)),
+	pack         BLOB NOT NULL
+) STRICT;
+
+CREATE INDEX observation_packs_last_id ON observation_packs (last_id);
+
+DROP INDEX observations_target_step;
+`,
 }
 
 // rewrites are the data changes of migrations that SQL alone cannot make:

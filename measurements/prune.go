@@ -2,8 +2,8 @@ package measurements
 
 // # Retention
 //
-// Observations are most of a database's size: a TLS step keeps the whole
-// certificate chain. Pruning deletes the observations of an old run but
+// Observations are most of a database's size, even packed (a few KB a
+// run: see pack.go). Pruning deletes the observations of an old run but
 // keeps its row in runs and a summary the caller made from them before
 // they went (reachprobe keeps the run's service and app verdicts), so a
 // history across months still has a point for every run. Compact then
@@ -58,8 +58,16 @@ func (s *Store) PruneRun(ctx context.Context, id int64, summary []byte, pruned t
 
 	var status string
 	var count int
+	var packed int
+	if s.version >= packsVersion {
+		err = tx.QueryRowContext(ctx, `SELECT observations FROM observation_packs WHERE run_id = ?`, id).Scan(&packed)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("pruning run %d: %w", id, err)
+		}
+	}
 	err = tx.QueryRowContext(ctx, `SELECT status, (SELECT count(*) FROM observations WHERE run_id = ?) FROM runs WHERE id = ?`,
 		id, id).Scan(&status, &count)
+	count += packed
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, fmt.Errorf("pruning run %d: %w", id, ErrNoRun)
@@ -78,6 +86,15 @@ func (s *Store) PruneRun(ctx context.Context, id int64, summary []byte, pruned t
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM observations WHERE run_id = ?`, id); err != nil {
 		return 0, fmt.Errorf("pruning run %d: %w", id, err)
+	}
+	if packed > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM observation_packs WHERE run_id = ?`, id); err != nil {
+			return 0, fmt.Errorf("pruning run %d: %w", id, err)
+		}
+		// The trigger counts deleted rows out; a pack has none.
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET observation_count = observation_count - ? WHERE id = ?`, packed, id); err != nil {
+			return 0, fmt.Errorf("pruning run %d: %w", id, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("pruning run %d: %w", id, err)
@@ -117,7 +134,7 @@ func (s *Store) RunSummary(ctx context.Context, id int64) (RunSummary, error) {
 // finishing; the file then shrinks at a later checkpoint, and Compact
 // reports no error.
 func (s *Store) Compact(ctx context.Context) error {
-	if err := deleteUnusedChains(ctx, s.db); err != nil {
+	if err := deleteUnusedChains(ctx, s.db, s.version); err != nil {
 		return fmt.Errorf("database %s: deleting the certificate chains of pruned observations: %w", s.path, err)
 	}
 	if _, err := s.db.ExecContext(ctx, `VACUUM`); err != nil {
@@ -128,6 +145,22 @@ func (s *Store) Compact(ctx context.Context) error {
 		return fmt.Errorf("database %s: checkpointing after reclaiming space: %w", s.path, err)
 	}
 	return nil
+}
+
+// compactIfMostlyFree compacts the database (Compact) when most of its
+// pages are free: after migration 7 packed the rows of a database of an
+// earlier release, which leaves the file as large as before, its rows'
+// pages free. A run's packing frees a few pages, which the next run's rows
+// reuse: no reason to rewrite the file for those.
+func (s *Store) compactIfMostlyFree(ctx context.Context) error {
+	var pages, free int64
+	if err := s.db.QueryRowContext(ctx, `SELECT * FROM pragma_page_count, pragma_freelist_count`).Scan(&pages, &free); err != nil {
+		return fmt.Errorf("database %s: counting free pages: %w", s.path, err)
+	}
+	if free*2 <= pages {
+		return nil
+	}
+	return s.Compact(ctx)
 }
 
 // DiskSize returns the bytes the database occupies on disk: its file and

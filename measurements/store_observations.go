@@ -3,7 +3,6 @@ package measurements
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -46,16 +45,24 @@ func (s *Store) AddObservation(ctx context.Context, o *Observation) error {
 		}
 		db = tx
 	}
+	// From schema version 7, the id follows every id given before, packed
+	// ones included: the rows of ended runs are deleted once packed, and
+	// SQLite would give their ids again.
+	id := "NULL"
+	if s.version >= packsVersion {
+		id = `max(coalesce((SELECT max(id) FROM observations), 0),
+		coalesce((SELECT max(last_id) FROM observation_packs), 0)) + 1`
+	}
 	res, err := db.ExecContext(ctx, `INSERT INTO observations
-	(run_id, step, grp, target, host, address, port, transport, repeat, control,
+	(id, run_id, step, grp, target, host, address, port, transport, repeat, control,
 	 started, duration_ns, failure, operation, skipped, details)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	VALUES (`+id+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.RunID, string(o.Step), o.Group, o.Target, o.Host, o.Address, o.Port, o.Transport, o.Repeat, boolInt(o.Control),
 		started, int64(o.Duration), o.Failure, o.Operation, o.Skipped, string(details))
 	if err != nil {
 		return fmt.Errorf("storing %s observation of %s for run %d: %w", o.Step, o.Target, o.RunID, err)
 	}
-	id, err := res.LastInsertId()
+	rowID, err := res.LastInsertId()
 	if err != nil {
 		return fmt.Errorf("storing %s observation of %s for run %d: %w", o.Step, o.Target, o.RunID, err)
 	}
@@ -64,64 +71,32 @@ func (s *Store) AddObservation(ctx context.Context, o *Observation) error {
 			return fmt.Errorf("storing %s observation of %s for run %d: %w", o.Step, o.Target, o.RunID, err)
 		}
 	}
-	o.ID = id
+	o.ID = rowID
 	return nil
 }
 
 // Observations returns the observations of run runID in the order they were
-// added, details decoded, or an error wrapping ErrNoRun.
+// added, details decoded, or an error wrapping ErrNoRun. They come from
+// the run's rows and, from schema version 7, its pack (see pack.go).
 func (s *Store) Observations(ctx context.Context, runID int64) ([]Observation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, run_id, step, grp, target, host, address, port, transport,
-	repeat, control, started, duration_ns, failure, operation, skipped, details
-FROM observations WHERE run_id = ? ORDER BY id`, runID)
+	// Rows first, then the pack: see mergeByID.
+	all, err := rowsOf(ctx, s.db, runID)
 	if err != nil {
 		return nil, fmt.Errorf("observations of run %d: %w", runID, err)
 	}
-	defer rows.Close()
-	var (
-		obs []Observation
-		// named are the details that name a chain, read once rows is
-		// closed: the Store has one connection.
-		named []*observationDetails
-	)
-	for rows.Next() {
-		var (
-			o        Observation
-			step     string
-			control  int64
-			started  sql.NullInt64
-			duration int64
-			details  string
-		)
-		if err := rows.Scan(&o.ID, &o.RunID, &step, &o.Group, &o.Target, &o.Host, &o.Address, &o.Port,
-			&o.Transport, &o.Repeat, &control, &started, &duration, &o.Failure, &o.Operation, &o.Skipped,
-			&details); err != nil {
+	if s.version >= packsVersion {
+		packed, err := packOf(ctx, s.db, runID)
+		if err != nil {
 			return nil, fmt.Errorf("observations of run %d: %w", runID, err)
 		}
-		o.Step = Step(step)
-		o.Control = control != 0
-		if started.Valid {
-			o.Started = fromUnixNanos(started.Int64)
-		}
-		o.Duration = time.Duration(duration)
-		var d observationDetails
-		if err := json.Unmarshal([]byte(details), &d); err != nil {
-			return nil, fmt.Errorf("observations of run %d: observation %d: decoding details: %w", runID, o.ID, err)
-		}
-		if d.Chain != "" {
-			named = append(named, &d)
-		}
-		o.DNS, o.TCP, o.TLS, o.STUN, o.Arrival, o.Trace = d.DNS, d.TCP, d.TLS, d.STUN, d.Arrival, d.Trace
-		o.Confirmation, o.PortCheck = d.Confirmation, d.PortCheck
-		obs = append(obs, o)
+		all = mergeByID(packed, all)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("observations of run %d: %w", runID, err)
-	}
-	rows.Close()
+	obs := make([]Observation, len(all))
 	chains := chainReader{db: s.db}
-	for _, d := range named {
-		if err := chains.fill(ctx, d); err != nil { // sets the chain of the Observation's TLS, which d shares
+	for i := range all {
+		obs[i] = all[i].observation(runID)
+		// Sets the chain of the Observation's TLS, which the details share.
+		if err := chains.fill(ctx, &all[i].Details); err != nil {
 			return nil, fmt.Errorf("observations of run %d: %w", runID, err)
 		}
 	}
@@ -130,6 +105,7 @@ FROM observations WHERE run_id = ? ORDER BY id`, runID)
 		if _, err := s.Run(ctx, runID); err != nil {
 			return nil, err
 		}
+		return nil, nil
 	}
 	return obs, nil
 }

@@ -96,6 +96,15 @@ func (s *Store) EndRun(ctx context.Context, id int64, status string, ended time.
 	if n == 0 {
 		return fmt.Errorf("ending run %d: %w", id, ErrNoRun)
 	}
+	// Its rows are packed now it has ended. Rows that cannot be packed
+	// stay as they are, as readable; any other failure leaves them too,
+	// for the next Open to pack.
+	if s.version < packsVersion {
+		return nil
+	}
+	if _, err := s.packRun(ctx, id); err != nil && !errors.Is(err, errCannotPack) {
+		return fmt.Errorf("run %d ended, its observations are kept unpacked: %w", id, err)
+	}
 	return nil
 }
 
@@ -120,6 +129,11 @@ func (s *Store) MarkUnfinishedRuns(ctx context.Context, ended time.Time) (int, e
 	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("marking unfinished runs: %w", err)
+	}
+	if n > 0 && s.version >= packsVersion {
+		if _, err := s.packEndedRuns(ctx); err != nil {
+			return int(n), fmt.Errorf("marked %d unfinished runs, their observations are kept unpacked: %w", n, err)
+		}
 	}
 	return int(n), nil
 }

@@ -141,6 +141,24 @@ func TestObservationRoundTrip(t *testing.T) {
 			t.Fatalf("AddObservation(%s %s) left ID 0", in[i].Step, in[i].Target)
 		}
 	}
+	// As rows while the run goes on, then packed once it has ended.
+	for _, form := range []string{"rows", "packed"} {
+		if form == "packed" {
+			if err := s.EndRun(t.Context(), run, RunComplete, t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			var rows, packs int
+			if err := s.db.QueryRowContext(t.Context(), `SELECT (SELECT count(*) FROM observations), (SELECT count(*) FROM observation_packs)`).Scan(&rows, &packs); err != nil || rows != 0 || packs != 1 {
+				t.Fatalf("after EndRun: %d rows, %d packs (%v); want 0 and 1", rows, packs, err)
+			}
+		}
+		checkRoundTrip(t, form, in, s, run)
+	}
+}
+
+// checkRoundTrip checks that the observations of run read from s are in.
+func checkRoundTrip(t *testing.T, form string, in []Observation, s *Store, run int64) {
+	t.Helper()
 	got, err := s.Observations(t.Context(), run)
 	if err != nil {
 		t.Fatalf("Observations: %v", err)
@@ -150,7 +168,7 @@ func TestObservationRoundTrip(t *testing.T) {
 	}
 	for i := range in {
 		want, g := in[i], got[i]
-		t.Run(fmt.Sprintf("%d_%s_%s", i, want.Step, want.Target), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s_%d_%s_%s", form, i, want.Step, want.Target), func(t *testing.T) {
 			if !g.Started.Equal(want.Started) || g.Started.Location() != time.UTC {
 				t.Errorf("Started = %v, want %v in UTC", g.Started, want.Started)
 			}

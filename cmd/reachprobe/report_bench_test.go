@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/reachprobe/reachprobe/measurements"
 )
@@ -35,7 +38,8 @@ func BenchmarkReport1000Runs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("database: %d runs, %d observations, %.1f MB", benchRuns, benchObservationCount(b, db), float64(fi.Size())/1e6)
+	_, observations := benchCounts(b, db)
+	b.Logf("database: %d runs, %d observations, %.1f MB", benchRuns, observations, float64(fi.Size())/1e6)
 	for _, format := range []string{formatHTML, formatCSV, formatJSON, formatOONI} {
 		b.Run(format, func(b *testing.B) {
 			out := filepath.Join(b.TempDir(), "report."+format)
@@ -61,8 +65,11 @@ func BenchmarkReport1000Runs(b *testing.B) {
 // buildBenchDB makes a database of n hourly runs, the newest an hour ago.
 // Four template runs (a clean network, SNI filtering of push, NXDOMAIN
 // for identity, silent FaceTime relays) go through the Store; the others
-// are copied from them in SQL, one transaction, since storing hundreds of
-// thousands of observations one commit at a time would take minutes.
+// are copied from their rows in SQL, one transaction, since storing
+// hundreds of thousands of observations one commit at a time would take
+// minutes. Opening the Store again then packs the copies, as it packs the
+// rows of a database an earlier release wrote, and the templates are
+// packed as they end.
 func buildBenchDB(b *testing.B, n int) string {
 	b.Helper()
 	ctx := b.Context()
@@ -78,24 +85,23 @@ func buildBenchDB(b *testing.B, n int) string {
 	chain := benchChain(b)
 	first := time.Now().Add(-time.Duration(n) * time.Hour).UTC().Truncate(time.Second)
 	const templates = 4
+	var ids []int64
 	for v := range templates {
 		started := first.Add(time.Duration(v) * time.Hour)
 		id, err := store.BeginRun(ctx, measurements.Run{Started: started, SoftwareVersion: "bench", CatalogName: cat.Name}, cat)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, o := range benchObservations(cat.Targets, id, started, v, chain) {
+		for _, o := range benchObservations(b, cat.Targets, id, started, v, chain) {
 			if err := store.AddObservation(ctx, o); err != nil {
 				b.Fatal(err)
 			}
-		}
-		if err := store.EndRun(ctx, id, measurements.RunComplete, started.Add(40*time.Second)); err != nil {
-			b.Fatal(err)
 		}
 		id2 := measurements.Identity{ProbeASN: 3320, ProbeNetworkName: "Deutsche Telekom AG", ProbeCC: "DE"}
 		if err := store.SetRunNetwork(ctx, id, id2); err != nil {
 			b.Fatal(err)
 		}
+		ids = append(ids, id)
 	}
 	store.Close()
 
@@ -112,14 +118,14 @@ func buildBenchDB(b *testing.B, n int) string {
 	for i := templates; i < n; i++ {
 		shift := int64(time.Duration(i) * time.Hour)
 		template := i%templates + 1
+		offset := shift - int64(time.Duration(template-1)*time.Hour)
 		res, err := tx.ExecContext(ctx, `INSERT INTO runs (started, ended, status, software_version, catalog_digest, catalog_name)
-SELECT started + ?, ended + ?, status, software_version, catalog_digest, catalog_name FROM runs WHERE id = ?`,
-			shift-int64(time.Duration(template-1)*time.Hour), shift-int64(time.Duration(template-1)*time.Hour), template)
+SELECT started + ?, started + ? + ?, ?, software_version, catalog_digest, catalog_name FROM runs WHERE id = ?`,
+			offset, offset, int64(40*time.Second), measurements.RunComplete, template)
 		if err != nil {
 			b.Fatal(err)
 		}
 		id, _ := res.LastInsertId()
-		offset := shift - int64(time.Duration(template-1)*time.Hour)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO observations (run_id, step, grp, target, host, address, port,
 	transport, repeat, control, started, duration_ns, failure, operation, skipped, details)
 SELECT ?, step, grp, target, host, address, port, transport, repeat, control, started + ?, duration_ns,
@@ -132,6 +138,26 @@ SELECT ?, step, grp, target, host, address, port, transport, repeat, control, st
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	raw.Close()
+
+	store, err = measurements.Open(ctx, db) // packs the copies
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	for v, id := range ids {
+		if err := store.EndRun(ctx, id, measurements.RunComplete, first.Add(time.Duration(v)*time.Hour+40*time.Second)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The templates' rows, packed, left free pages that a database of
+	// hourly runs would fill with the next run's rows.
+	if err := store.Compact(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
 		b.Fatal(err)
 	}
 	return db
@@ -181,7 +207,7 @@ const benchCacheEnv = "REACHPROBE_BENCH_CACHE"
 
 // benchDBVersion changes when buildBenchDB's runs change, so a cached
 // database of the old runs is rebuilt.
-const benchDBVersion = 1
+const benchDBVersion = 2
 
 // cachedBenchDB is buildBenchDB(b, n), kept in $REACHPROBE_BENCH_CACHE
 // when that is set (building a year of runs takes minutes) and reused
@@ -231,27 +257,26 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// benchObservationCount counts the observations stored in db.
-func benchObservationCount(b *testing.B, db string) int {
-	store, err := measurements.Open(b.Context(), db)
+// benchCounts counts the runs and the observations stored in db.
+func benchCounts(b *testing.B, db string) (runs, observations int) {
+	store, err := measurements.OpenReadOnly(b.Context(), db, measurements.ReadOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	runs, err := store.Runs(b.Context())
+	all, err := store.Runs(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
-	n := 0
-	for _, r := range runs {
-		n += r.Observations
+	for _, r := range all {
+		observations += r.Observations
 	}
-	return n
+	return len(all), observations
 }
 
 // benchChain is a leaf and an intermediate, 2048-bit RSA like Apple's, for
 // the peer certificates of every handshake.
-func benchChain(b *testing.B) [][]byte {
+func benchChain(b testing.TB) [][]byte {
 	b.Helper()
 	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -285,7 +310,7 @@ func benchChain(b *testing.B) [][]byte {
 
 // benchObservations is what a run of targets makes, in variant v (see
 // buildBenchDB), starting at started.
-func benchObservations(targets []measurements.Target, runID int64, started time.Time, v int, chain [][]byte) []*measurements.Observation {
+func benchObservations(b testing.TB, targets []measurements.Target, runID int64, started time.Time, v int, chain [][]byte) []*measurements.Observation {
 	var out []*measurements.Observation
 	at := started
 	add := func(o *measurements.Observation) {
@@ -296,7 +321,6 @@ func benchObservations(targets []measurements.Target, runID int64, started time.
 		at = at.Add(5 * time.Millisecond)
 		out = append(out, o)
 	}
-	raw := bytes.Repeat([]byte{0xab}, 120) // a response with two answers and EDNS
 	for ti, t := range targets {
 		base := func(step measurements.Step, transport string) *measurements.Observation {
 			return &measurements.Observation{Step: step, Group: t.Group, Target: t.Name, Host: t.Host, Transport: transport}
@@ -313,9 +337,6 @@ func benchObservations(targets []measurements.Target, runID int64, started time.
 				o := base(measurements.StepDNS, "udp")
 				o.Control = r.engine == measurements.EngineDoH
 				d := &measurements.DNSDetails{Engine: r.engine, Resolver: r.resolver, QueryType: qtype, Rcode: "NOERROR"}
-				if r.engine != measurements.EngineSystem {
-					d.RawResponse, d.TransactionID = raw, uint16(len(out))
-				}
 				switch {
 				case nx && !o.Control:
 					d.Rcode, o.Failure, o.Operation = "NXDOMAIN", "dns_nxdomain_error", "resolve"
@@ -325,6 +346,10 @@ func benchObservations(targets []measurements.Target, runID int64, started time.
 					}
 				default:
 					d.Answers = []measurements.DNSAnswer{{Name: t.Host + ".", Type: "AAAA", Data: v6, TTL: 300}}
+				}
+				if r.engine != measurements.EngineSystem {
+					d.TransactionID = uint16(mrand.Uint32())
+					d.RawResponse = benchWire(b, t.Host, d)
 				}
 				o.DNS = d
 				add(o)
@@ -391,6 +416,28 @@ func benchObservations(targets []measurements.Target, runID int64, started time.
 		}
 	}
 	return out
+}
+
+// benchWire is the response a resolver sends for the lookup d of host, in
+// wire format with EDNS, as the probe keeps it (DNSDetails.RawResponse).
+func benchWire(b testing.TB, host string, d *measurements.DNSDetails) []byte {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(host), dns.StringToType[d.QueryType])
+	m.Id, m.Response, m.RecursionDesired, m.RecursionAvailable = d.TransactionID, true, true, true
+	m.Rcode = dns.StringToRcode[d.Rcode]
+	for _, a := range d.Answers {
+		rr, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", a.Name, a.TTL, a.Type, a.Data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Answer = append(m.Answer, rr)
+	}
+	m.SetEdns0(1232, false)
+	raw, err := m.Pack()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
 }
 
 // benchAddr is address i of target t: in its first expected IPv4 network

@@ -33,7 +33,7 @@ func BenchmarkYear(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	observations := benchObservationCount(b, db)
+	_, observations := benchCounts(b, db)
 	b.Logf("database: %d runs, %d observations, %.1f MB, %.0f bytes/run", yearRuns, observations, float64(fi.Size())/1e6, float64(fi.Size())/yearRuns)
 	out := filepath.Join(b.TempDir(), "report")
 	cases := []struct {
@@ -126,4 +126,51 @@ func runForPeakRSS(b *testing.B, args []string) int64 {
 		b.Fatal("no resource usage for the process")
 	}
 	return int64(ru.Maxrss) << 10 // Linux reports kilobytes
+}
+
+// oldBenchDBEnv names a database an earlier release wrote, for
+// BenchmarkMigrate: the year database "make bench" of that release left
+// in BENCH_CACHE, for instance.
+const oldBenchDBEnv = "REACHPROBE_BENCH_OLD_DB"
+
+// BenchmarkMigrate times the first open for writing of a copy of the
+// database named by $REACHPROBE_BENCH_OLD_DB: the migrations it lacks,
+// the packing of its runs' rows (migration 7) and the compaction after.
+// It reports the file's bytes per run before and after.
+func BenchmarkMigrate(b *testing.B) {
+	old := os.Getenv(oldBenchDBEnv)
+	if old == "" {
+		b.Skipf("set %s to a database an earlier release wrote", oldBenchDBEnv)
+	}
+	before, err := os.Stat(old)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var after int64
+	runs := 0
+	for b.Loop() {
+		b.StopTimer()
+		path := filepath.Join(b.TempDir(), "old.db")
+		if err := copyFile(old, path); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		store, err := measurements.Open(b.Context(), path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := store.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		fi, err := os.Stat(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		after = fi.Size()
+		runs, _ = benchCounts(b, path)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(before.Size())/float64(runs), "bytes/run-before")
+	b.ReportMetric(float64(after)/float64(runs), "bytes/run-after")
 }

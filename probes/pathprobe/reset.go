@@ -30,6 +30,17 @@ const (
 	// maxHelloAnswer caps what is read of an answer: one byte tells that
 	// the server answered.
 	maxHelloAnswer = 64
+	// DefaultResidualWait is the pause before a control try is made again
+	// when it met what looks like a residual block (its connection failed
+	// or was reset): censors keep blocking a server for a while after a
+	// trigger, here possibly the run's own confirmation handshake.
+	// CenTrace waited such blocks out between tries; 15 s outlasts short
+	// ones and, with MaxResidualWaits, keeps a trace within the run's
+	// DefaultMaxDuration.
+	DefaultResidualWait = 15 * time.Second
+	// MaxResidualWaits bounds the pauses of one reset trace; a block that
+	// outlasts them leaves the place unknown (DecideReset says why).
+	MaxResidualWaits = 2
 )
 
 // Outcomes of one ClientHello try.
@@ -57,6 +68,9 @@ type ResetConfig struct {
 	Budget *Budget
 	// ReadTimeout is DefaultResetReadTimeout when zero.
 	ReadTimeout time.Duration
+	// ResidualWait is DefaultResidualWait when zero, no wait when
+	// negative.
+	ResidualWait time.Duration
 }
 
 // ResetTry is one TTL-limited ClientHello.
@@ -108,14 +122,21 @@ func RunReset(ctx context.Context, cfg ResetConfig) *ResetTrace {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultResetReadTimeout
 	}
+	if cfg.ResidualWait == 0 {
+		cfg.ResidualWait = DefaultResidualWait
+	}
 	release, err := cfg.Budget.acquire(ctx)
 	if err != nil {
 		rt.Failure, rt.Reason = failure.Classify(err), "not traced"
 		return rt
 	}
 	defer release()
+	waits := 0
 	for ttl := 1; ttl <= cfg.MaxTTL; ttl++ {
-		for _, role := range []string{RoleControl, RoleTest} {
+		roles := []string{RoleControl, RoleTest}
+		for len(roles) > 0 {
+			role := roles[0]
+			roles = roles[1:]
 			if err := cfg.Budget.take(ctx); err != nil {
 				if errors.Is(err, ErrBudgetExhausted) {
 					rt.BudgetSpent = true
@@ -136,6 +157,17 @@ func RunReset(ctx context.Context, cfg ResetConfig) *ResetTrace {
 			}
 			try.Role = role
 			rt.Tries = append(rt.Tries, try)
+			if role == RoleControl && residual(try) && cfg.ResidualWait > 0 && waits < MaxResidualWaits {
+				// A residual block: wait it out, then the control again.
+				waits++
+				if err := sleep(ctx, cfg.ResidualWait); err != nil {
+					rt.Failure = failure.Classify(err)
+					rt.decide()
+					return rt
+				}
+				roles = []string{RoleControl, RoleTest}
+				continue
+			}
 			if role == RoleTest && try.Outcome == OutcomeReset {
 				rt.decide()
 				return rt
@@ -144,6 +176,12 @@ func RunReset(ctx context.Context, cfg ResetConfig) *ResetTrace {
 	}
 	rt.decide()
 	return rt
+}
+
+// residual reports a control try that met what a residual block does:
+// a failed connection, or a reset of the control server name.
+func residual(t ResetTry) bool {
+	return t.Outcome == OutcomeConnectFailed || t.Outcome == OutcomeReset
 }
 
 func (rt *ResetTrace) decide() {
@@ -165,10 +203,16 @@ func DecideReset(tries []ResetTry) ResetTrace {
 	if first == 0 {
 		return ResetTrace{Reason: "no TTL-limited ClientHello drew a reset"}
 	}
-	for _, t := range tries {
-		if t.Role != RoleControl || t.TTL != first {
-			continue
+	// The control's last try at that TTL: an earlier one may have met a
+	// residual block that was then waited out.
+	var ctl *ResetTry
+	for i, t := range tries {
+		if t.Role == RoleControl && t.TTL == first {
+			ctl = &tries[i]
 		}
+	}
+	if ctl != nil {
+		t := *ctl
 		switch t.Outcome {
 		case OutcomeReset:
 			return ResetTrace{Reason: fmt.Sprintf("the control ClientHello is reset too at TTL %d: not triggered by the server name", first)}

@@ -22,6 +22,11 @@ type Confirmation struct {
 	// Traces are TTL-limited traces of silent call endpoints, which find
 	// where their datagrams stop (see TraceRequest).
 	Traces []TraceRequest `json:"traces,omitempty"`
+	// ResetTraces and TCPTraces are the path probes of TCP endpoints
+	// (trace_tcp.go): where a reset on the server name is injected, and
+	// where SYNs to a port silent toward Apple stop.
+	ResetTraces []ResetTraceRequest `json:"reset_traces,omitempty"`
+	TCPTraces   []TCPTraceRequest   `json:"tcp_traces,omitempty"`
 }
 
 // TraceRequest asks for the traces of one UDP endpoint of Apple's: its
@@ -72,7 +77,8 @@ type PortCheck struct {
 
 // Empty reports whether nothing needs confirming.
 func (c Confirmation) Empty() bool {
-	return len(c.Endpoints) == 0 && len(c.Names) == 0 && len(c.PortChecks) == 0 && len(c.Traces) == 0
+	return len(c.Endpoints) == 0 && len(c.Names) == 0 && len(c.PortChecks) == 0 && len(c.Traces) == 0 &&
+		len(c.ResetTraces) == 0 && len(c.TCPTraces) == 0
 }
 
 // portCheckHosts is how many control addresses a suspect port is tried
@@ -157,6 +163,7 @@ func Candidates(in Input) Confirmation {
 	}
 	sortPortChecks(c.PortChecks)
 	c.Traces = traced
+	c.ResetTraces, c.TCPTraces = resetTraceRequests(a), tcpTraceRequests(a)
 	return c
 }
 

@@ -337,7 +337,7 @@ func scenarios() []scenario {
 				}
 			}}
 		}, want: expectation{network: "ok", services: allOK(), apps: working, noBlocked: true}},
-	}, append(append(classifyScenarios(), certScenarios()...), append(arrivalScenarios(), traceScenarios()...)...)...)
+	}, append(append(classifyScenarios(), certScenarios()...), append(append(arrivalScenarios(), traceScenarios()...), traceTCPScenarios()...)...)...)
 }
 
 // appleDropped drops every step to Apple's addresses: connects, QUIC and

@@ -22,7 +22,7 @@ func tracesOf(e *endpointObs) traceFacts {
 	var tf traceFacts
 	for _, o := range e.traces {
 		t := o.Trace
-		if t.Skipped != "" {
+		if t.Skipped != "" || t.IsReset() {
 			continue
 		}
 		switch {

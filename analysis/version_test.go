@@ -15,6 +15,7 @@ import (
 var goldenDigests = map[int]string{
 	1: "8803976923f7d7513729ab2abac812b34dd6f86bbd84d0781554385642854df5",
 	2: "73c3031c70f25be521fbd5c30a54501cd592d96ef26d692ba51d49483492a920",
+	3: "884be31f975d02c631c10773fe1610f2d07f394861c8d068c8aa7bcef065ba10",
 }
 
 func TestVersionPinsGolden(t *testing.T) {

@@ -28,6 +28,10 @@ type ConfirmPlan struct {
 	// Traces are TTL-limited traces of UDP endpoints (see TraceRequest);
 	// the runner drops them when NoPathProbes is set.
 	Traces []TraceRequest
+	// ResetTraces and TCPTraces are the path probes of TCP endpoints
+	// (trace_tcp.go); dropped when NoPathProbes is set, like Traces.
+	ResetTraces []ResetTraceRequest
+	TCPTraces   []TCPTraceRequest
 }
 
 // TraceRequest asks for the traces of one UDP endpoint: its flow against
@@ -61,7 +65,8 @@ type PortCheck struct {
 
 // Empty reports whether the plan measures nothing.
 func (p ConfirmPlan) Empty() bool {
-	return len(p.Endpoints) == 0 && len(p.Names) == 0 && len(p.PortChecks) == 0 && len(p.Traces) == 0
+	return len(p.Endpoints) == 0 && len(p.Names) == 0 && len(p.PortChecks) == 0 && len(p.Traces) == 0 &&
+		len(p.ResetTraces) == 0 && len(p.TCPTraces) == 0
 }
 
 // maxTraces bounds the trace requests of a run whatever the plan says;
@@ -146,12 +151,13 @@ func (s *state) confirm(ctx context.Context, repeat int) error {
 			s.record(ctx, t, repeat, o)
 		})
 	}
-	if len(plan.Traces) > 0 {
+	if len(plan.Traces) > 0 || len(plan.ResetTraces) > 0 || len(plan.TCPTraces) > 0 {
 		budget := pathprobe.NewDefaultBudget() // one per run: every trace shares it
 		for _, tr := range plan.Traces {
 			t := s.target(tr.Target)
 			wg.Go(func() { s.trace(ctx, t, repeat, tr, budget) })
 		}
+		s.traceTCP(ctx, &wg, repeat, plan, budget)
 	}
 	wg.Wait()
 	return nil
@@ -188,6 +194,7 @@ func (s *state) bound(plan ConfirmPlan) ConfirmPlan {
 				out.Traces = append(out.Traces, tr)
 			}
 		}
+		s.boundTCP(plan, &out)
 	}
 	return out
 }

@@ -94,6 +94,9 @@ var csvColumns = []csvColumn{
 		return arrivalSummary(r.o.Arrival)
 	}},
 	{"trace_control", traceField(func(d *measurements.TraceDetails) string {
+		if d.IsReset() {
+			return "tls control server name, same address"
+		}
 		if d.Control.Address == d.Test.Address {
 			return d.Control.Network + " same address"
 		}
@@ -101,6 +104,7 @@ var csvColumns = []csvColumn{
 	})},
 	{"trace_hops", traceField(traceHops)},
 	{"trace_stop", traceField(traceStop)},
+	{"trace_tries", traceField(traceTries)},
 }
 
 func traceField(f func(*measurements.TraceDetails) string) func(csvRow) string {

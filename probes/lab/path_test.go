@@ -23,11 +23,7 @@ const defaultCallPorts = "3478:3497,16384:16402"
 //	flock /tmp/reachprobe-lab.lock go test -count=1 -tags lab -v -run 'TestLabPath/NAME' ./probes/lab/
 func TestLabPath(t *testing.T) {
 	plan := defaultCatalogPlan(t)
-	cases := []struct {
-		name   string
-		censor func(l *lab)
-		check  func(t *testing.T, s *storedRun, rep *report)
-	}{
+	cases := append([]pathCase{
 		{"path-apple-udp-dropped-in-isp", func(l *lab) {
 			// The Russian pattern: the ISP drops UDP to Apple's 17/8,
 			// one hop past the home router; TCP is untouched.
@@ -100,7 +96,7 @@ func TestLabPath(t *testing.T) {
 			wantApp(t, rep, "imessage", appWorking)
 			wantEvidence(t, rep, "where the datagrams stop is unknown")
 		}},
-	}
+	}, tcpPathCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -150,6 +146,14 @@ func TestLabPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pathCase is one scenario of TestLabPath: a censor (or an honest quirk)
+// on the ISP path, and what the run and its analysis must show.
+type pathCase struct {
+	name   string
+	censor func(l *lab)
+	check  func(t *testing.T, s *storedRun, rep *report)
 }
 
 func wantService(t *testing.T, rep *report, service, verdict, method string) {

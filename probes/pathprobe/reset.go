@@ -93,10 +93,15 @@ type ResetTrace struct {
 	// Hop is the last router the ClientHello passed before the injector,
 	// ResetTTL-1, numbered as Stop.Hop: an injector in a router's
 	// forwarding path (Linux's FORWARD chain) is that router itself.
-	Hop      int           `json:"hop,omitempty"`
-	Reason   string        `json:"reason"`
-	Duration time.Duration `json:"duration"`
-	Skipped  string        `json:"skipped,omitempty"`
+	Hop int `json:"hop,omitempty"`
+	// ServerTTL is the smallest TTL at which the control ClientHello drew
+	// the server's answer: the server's hop (0: never seen). After the
+	// test's reset the control alone goes on until it does, since a
+	// control ClientHello triggers nothing.
+	ServerTTL int           `json:"server_ttl,omitempty"`
+	Reason    string        `json:"reason"`
+	Duration  time.Duration `json:"duration"`
+	Skipped   string        `json:"skipped,omitempty"`
 	// Failure is an interruption, in failure's vocabulary; BudgetSpent
 	// says the run's Budget ran out before the sweep ended.
 	Failure     string `json:"failure,omitempty"`
@@ -105,10 +110,13 @@ type ResetTrace struct {
 
 // RunReset sends, at increasing TTLs, the control ClientHello and then
 // the test one, each on a new TCP connection made with the normal TTL,
-// and stops at the first TTL where the test draws a reset. The control
-// goes first, so that a residual block set off by the test's reset cannot
-// spoil it; the sweep ends at the first reset, so no later try meets a
-// residual block either. A failure is recorded, never returned.
+// and stops at the first TTL where the test draws a reset, or where the
+// control reaches the server without the test drawing one (farther TTLs
+// reach the same server). The control goes first, so that a residual
+// block set off by the test's reset cannot spoil it; after the reset only
+// control ClientHellos go on, to find the server's hop (ServerTTL). A
+// control that meets what looks like a residual block is sent again after
+// ResidualWait. A failure is recorded, never returned.
 func RunReset(ctx context.Context, cfg ResetConfig) *ResetTrace {
 	start := time.Now()
 	rt := &ResetTrace{}
@@ -131,51 +139,89 @@ func RunReset(ctx context.Context, cfg ResetConfig) *ResetTrace {
 		return rt
 	}
 	defer release()
-	waits := 0
+	sw := &sweep{cfg: cfg, rt: rt}
 	for ttl := 1; ttl <= cfg.MaxTTL; ttl++ {
-		roles := []string{RoleControl, RoleTest}
-		for len(roles) > 0 {
-			role := roles[0]
-			roles = roles[1:]
-			if err := cfg.Budget.take(ctx); err != nil {
-				if errors.Is(err, ErrBudgetExhausted) {
-					rt.BudgetSpent = true
-				} else {
-					rt.Failure = failure.Classify(err)
-				}
-				rt.decide()
-				return rt
-			}
-			hello := cfg.Hello
-			if role == RoleControl {
-				hello = cfg.ControlHello
-			}
-			try, err := helloTry(ctx, cfg.Dst, hello, ttl, cfg.ReadTimeout)
-			if errors.Is(err, errUnsupported) {
-				rt.Skipped, rt.Reason = SkipNoRecvErr, "not traced: the TTL of a connected socket cannot be set here"
-				return rt
-			}
-			try.Role = role
-			rt.Tries = append(rt.Tries, try)
-			if role == RoleControl && residual(try) && cfg.ResidualWait > 0 && waits < MaxResidualWaits {
-				// A residual block: wait it out, then the control again.
-				waits++
-				if err := sleep(ctx, cfg.ResidualWait); err != nil {
-					rt.Failure = failure.Classify(err)
-					rt.decide()
+		ctl, ok := sw.send(ctx, RoleControl, ttl)
+		if !ok {
+			return rt
+		}
+		test, ok := sw.send(ctx, RoleTest, ttl)
+		if !ok {
+			return rt
+		}
+		if ctl.Outcome == OutcomeData && rt.ServerTTL == 0 {
+			rt.ServerTTL = ttl
+		}
+		if test.Outcome == OutcomeReset {
+			// The server's hop, if not reached yet: the control alone
+			// goes on (it triggers nothing) until the server answers.
+			for next := ttl + 1; rt.ServerTTL == 0 && next <= cfg.MaxTTL; next++ {
+				c, ok := sw.send(ctx, RoleControl, next)
+				if !ok {
 					return rt
 				}
-				roles = []string{RoleControl, RoleTest}
-				continue
+				if c.Outcome == OutcomeData {
+					rt.ServerTTL = next
+				}
 			}
-			if role == RoleTest && try.Outcome == OutcomeReset {
-				rt.decide()
-				return rt
-			}
+			break
+		}
+		if rt.ServerTTL != 0 {
+			// Both reached the server and the name drew no reset: farther
+			// TTLs reach the same server.
+			break
 		}
 	}
 	rt.decide()
 	return rt
+}
+
+// sweep sends the ClientHellos of one reset trace.
+type sweep struct {
+	cfg   ResetConfig
+	rt    *ResetTrace
+	waits int
+}
+
+// send sends role's ClientHello at ttl and records it; a control that met
+// a residual block is sent again after ResidualWait, up to
+// MaxResidualWaits times a trace. It returns false when the trace ends
+// (the budget, ctx, or a system that cannot set the TTL), rt then
+// decided.
+func (sw *sweep) send(ctx context.Context, role string, ttl int) (ResetTry, bool) {
+	cfg, rt := sw.cfg, sw.rt
+	for {
+		if err := cfg.Budget.take(ctx); err != nil {
+			if errors.Is(err, ErrBudgetExhausted) {
+				rt.BudgetSpent = true
+			} else {
+				rt.Failure = failure.Classify(err)
+			}
+			rt.decide()
+			return ResetTry{}, false
+		}
+		hello := cfg.Hello
+		if role == RoleControl {
+			hello = cfg.ControlHello
+		}
+		try, err := helloTry(ctx, cfg.Dst, hello, ttl, cfg.ReadTimeout)
+		if errors.Is(err, errUnsupported) {
+			rt.Skipped, rt.Reason = SkipNoRecvErr, "not traced: the TTL of a connected socket cannot be set here"
+			return ResetTry{}, false
+		}
+		try.Role = role
+		rt.Tries = append(rt.Tries, try)
+		if role != RoleControl || !residual(try) || cfg.ResidualWait <= 0 || sw.waits >= MaxResidualWaits {
+			return try, true
+		}
+		// A residual block: wait it out, then the control again.
+		sw.waits++
+		if err := sleep(ctx, cfg.ResidualWait); err != nil {
+			rt.Failure = failure.Classify(err)
+			rt.decide()
+			return ResetTry{}, false
+		}
+	}
 }
 
 // residual reports a control try that met what a residual block does:

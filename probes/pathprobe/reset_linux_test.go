@@ -66,18 +66,22 @@ func TestRunResetResidualLoopback(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name     string
+		blocked  string
 		residual int32
 		wait     time.Duration
 		known    bool
 		tries    int
 	}{
-		{"no residual block", 0, 50 * time.Millisecond, true, 2},
-		{"a residual block waited out", 1, 50 * time.Millisecond, true, 3},
-		{"a residual block not waited out", 1, -1, false, 2},
+		{"no residual block", "blocked.example", 0, 50 * time.Millisecond, true, 2},
+		{"a residual block waited out", "blocked.example", 1, 50 * time.Millisecond, true, 3},
+		{"a residual block not waited out", "blocked.example", 1, -1, false, 3},
+		// Nothing resets: both reach the server at TTL 1, and the sweep
+		// ends there though MaxTTL is farther.
+		{"no reset: the sweep ends at the server", "nothing.example", 0, 50 * time.Millisecond, false, 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			dst := resetServer(t, "blocked.example", tt.residual)
-			rt := RunReset(ctx, ResetConfig{Dst: dst, Hello: hello, ControlHello: control, MaxTTL: 1,
+			dst := resetServer(t, tt.blocked, tt.residual)
+			rt := RunReset(ctx, ResetConfig{Dst: dst, Hello: hello, ControlHello: control, MaxTTL: 4,
 				Budget: NewBudget(20, 20*time.Second, time.Millisecond), ReadTimeout: 500 * time.Millisecond, ResidualWait: tt.wait})
 			if rt.Skipped != "" {
 				t.Skipf("skipped: %s", rt.Reason)
@@ -85,8 +89,8 @@ func TestRunResetResidualLoopback(t *testing.T) {
 			if rt.Known != tt.known || len(rt.Tries) != tt.tries {
 				t.Fatalf("RunReset = %+v, want known %v after %d tries", rt, tt.known, tt.tries)
 			}
-			if tt.known && (rt.ResetTTL != 1 || rt.Hop != 0) {
-				t.Errorf("reset TTL %d hop %d, want 1 and 0 (the server itself on loopback)", rt.ResetTTL, rt.Hop)
+			if tt.known && (rt.ResetTTL != 1 || rt.Hop != 0 || rt.ServerTTL != 1) {
+				t.Errorf("reset TTL %d hop %d server TTL %d, want 1, 0 and 1 (the server itself on loopback)", rt.ResetTTL, rt.Hop, rt.ServerTTL)
 			}
 		})
 	}

@@ -92,8 +92,8 @@ func (s *state) synTrace(ctx context.Context, t *measurements.Target, repeat int
 // resetTrace runs one reset trace and records it as one trace step: the
 // hops of a trace to the same address (UDP to the port against SYNs to
 // it, whose answer gives the server's hop), then the ClientHellos, swept
-// up to the server's hop. Without that hop the sweep is not made: where
-// the reset comes from could not be told from the server's own reset.
+// up to the server's hop. Where routers send no ICMP that trace may not
+// reach the server; the control ClientHellos then find its hop.
 func (s *state) resetTrace(ctx context.Context, t *measurements.Target, repeat int, req ResetTraceRequest, budget *pathprobe.Budget) {
 	named := pathprobe.Run(ctx, pathprobe.Config{
 		Test: pathprobe.Flow{Network: "udp", Dst: req.Dst}, Control: pathprobe.Flow{Network: "tcp", Dst: req.Dst}, Budget: budget,
@@ -104,14 +104,10 @@ func (s *state) resetTrace(ctx context.Context, t *measurements.Target, repeat i
 	d.Kind = measurements.TraceKindReset
 	d.Test = measurements.TraceFlow{Network: "tcp", Address: req.Dst.Addr().Unmap().String(), Port: int(req.Dst.Port())}
 	d.Control = d.Test
-	dest := named.Stop.DestinationHop
-	d.Stop = measurements.TraceStop{DestinationHop: dest}
-	switch {
-	case d.Skipped != "" || d.Failure != "":
+	d.Stop = measurements.TraceStop{DestinationHop: named.Stop.DestinationHop}
+	if d.Skipped != "" || d.Failure != "" {
 		d.Stop.Reason = named.Stop.Reason
-	case dest == 0:
-		d.Stop.Reason = "not traced: the server's hop is unknown (SYNs to its port never drew its answer), so a reset there could not be told from one on the way"
-	default:
+	} else {
 		s.sweepHellos(ctx, t, req, budget, d)
 		o.Duration = time.Since(named.Started)
 	}
@@ -131,6 +127,9 @@ func (s *state) sweepHellos(ctx context.Context, t *measurements.Target, req Res
 		return
 	}
 	rt := pathprobe.RunReset(ctx, pathprobe.ResetConfig{Dst: req.Dst, Hello: hello, ControlHello: control, MaxTTL: d.Stop.DestinationHop, Budget: budget})
+	if d.Stop.DestinationHop == 0 {
+		d.Stop.DestinationHop = rt.ServerTTL
+	}
 	for _, tr := range rt.Tries {
 		d.Tries = append(d.Tries, measurements.TraceTry{TTL: tr.TTL, Role: tr.Role, Outcome: tr.Outcome, Failure: tr.Failure})
 	}

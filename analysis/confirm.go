@@ -40,6 +40,12 @@ type TraceRequest struct {
 	TCPPort        int    `json:"tcp_port"`
 	ControlTarget  string `json:"control_target,omitempty"`
 	ControlAddress string `json:"control_address,omitempty"`
+	// ReferenceTarget, ReferenceAddress and ReferencePort name another
+	// server of Apple's that TCP reached (trace_tcp.go, withReferences):
+	// when TCP to Address stops too, its hop stands in for Address's.
+	ReferenceTarget  string `json:"reference_target,omitempty"`
+	ReferenceAddress string `json:"reference_address,omitempty"`
+	ReferencePort    int    `json:"reference_port,omitempty"`
 }
 
 // maxTraceRequests bounds the endpoints traced per run: one per address
@@ -162,7 +168,7 @@ func Candidates(in Input) Confirmation {
 		c.PortChecks = append(c.PortChecks, controlPortChecks(a.ix, k.port, fam)...)
 	}
 	sortPortChecks(c.PortChecks)
-	c.Traces = traced
+	c.Traces = withReferences(a, traced)
 	c.ResetTraces, c.TCPTraces = resetTraceRequests(a), tcpTraceRequests(a)
 	return c
 }

@@ -96,6 +96,24 @@ func traceTCPScenarios() []scenario {
 			}, portCheck: func(s *stepCtx) { s.fail(failTimeout, "connect") }}
 		}, want: expectation{network: "ok|partial|unstable", services: allOK("call", "restricted"),
 			apps: map[string]string{"imessage": "working", "facetime": "restricted"}, noBlocked: true}},
+		{name: "call_path_address_blocked_outright", world: func() *world {
+			// The ISP drops everything to the call relays' range at hop
+			// 2: UDP and TCP to the relay's address stop there, a
+			// control address passes. Nothing reaches the relay, so the
+			// hop of another server of Apple's stands in for its own.
+			p := isp()
+			p.blockedPrefix, p.blockedStop = "17.173.254.0/24", 2
+			return &world{targets: arrivalCatalog(), step: dropAppleUDP, arrival: silentCallHosts, path: p}
+		}, want: expectation{network: "ok", services: allOK("call", "blocked"), methods: map[string]string{"call": MethodUDPPathDrop},
+			apps: map[string]string{"imessage": "working", "facetime": "blocked"}, blockedOnly: "call"}},
+		{name: "honest_call_host_down", world: func() *world {
+			// The relay's host is down: every router passes its flows,
+			// and nothing answers. Not blocked.
+			p := isp()
+			p.deadPrefix = "17.173.254.0/24"
+			return &world{targets: arrivalCatalog(), step: dropAppleUDP, arrival: silentCallHosts, path: p}
+		}, want: expectation{network: "ok", services: allOK("call", "inconclusive"),
+			apps: map[string]string{"imessage": "working", "facetime": "inconclusive"}, noBlocked: true}},
 	}
 }
 
@@ -118,6 +136,9 @@ func TestTraceTCPGoldenWords(t *testing.T) {
 		{"identity_sni_reset_one_prefix_no_path", "identity", []string{"no reset trace was made", "not called blocked"}, nil, 0},
 		{"push_5223_drop_in_isp", "push", []string{"SYNs to port 5223 are dropped at hop 2, inside AS64500 (Example ISP, the network you are on)", "SYNs to the same port pass that router"}, []string{"198.51.100.1"}, 2},
 		{"web_only_firewall_traced", "push", []string{"this network closes the port for every destination (its policy)"}, nil, 2},
+		{"call_path_address_blocked_outright", "call", []string{"UDP to Apple's call servers is dropped at hop 2, inside AS64500 (Example ISP, the network you are on)",
+			"TCP to the same address stops there too: the Apple address is blocked outright (nothing reaches that address, so its own hop is unknown: Apple's server of courier-1, answering at hop 5, stands in for it)"}, nil, 2},
+		{"honest_call_host_down", "call", []string{"where the datagrams stop is unknown"}, []string{"blocked outright"}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {

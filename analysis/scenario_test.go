@@ -315,9 +315,23 @@ func (w *world) confirm() {
 		t := target(tr.Target)
 		same := w.path.trace(tr.Address, tr.Port, "tcp", tr.Address, tr.TCPPort, t.Name, 0)
 		w.recordTrace(t, same)
-		if tr.ControlAddress != "" {
-			w.recordTrace(t, w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, same.Stop.DestinationHop))
+		if tr.ControlAddress == "" {
+			continue
 		}
+		dest := same.Stop.DestinationHop
+		if dest == 0 && tr.ReferenceAddress != "" {
+			// As the runner: the hop where another server of Apple's
+			// answers stands in for the address's.
+			ref := w.path.trace(tr.Address, tr.Port, "tcp", tr.ReferenceAddress, tr.ReferencePort, tr.ReferenceTarget, 0)
+			w.recordTrace(t, ref)
+			for _, h := range ref.Hops {
+				if h.Role == "control" && h.Reply == measurements.TraceReplyDestination {
+					dest = h.TTL
+					break
+				}
+			}
+		}
+		w.recordTrace(t, w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, dest))
 	}
 	for _, rt := range c.ResetTraces {
 		if w.path == nil {
@@ -633,6 +647,11 @@ type pathWorld struct {
 	// injected (its FORWARD path); 0 means the reset comes from the
 	// server itself, the destination's hop.
 	resetHop int
+	// blockedPrefix: every flow to it goes no further than blockedStop
+	// (an address blocked outright). deadPrefix: flows to it pass every
+	// router and are never answered (a host that is down).
+	blockedPrefix, deadPrefix string
+	blockedStop               int
 }
 
 // isp is a path of four routers: the home router, two of the volunteer's
@@ -655,6 +674,12 @@ func (p *pathWorld) reach(network, dst string, port int) (int, bool) {
 		if h > 0 && h <= last {
 			last, arrives = h, false
 		}
+	}
+	if p.blockedPrefix != "" && netip.MustParsePrefix(p.blockedPrefix).Contains(netip.MustParseAddr(dst)) {
+		stop(p.blockedStop)
+	}
+	if p.deadPrefix != "" && netip.MustParsePrefix(p.deadPrefix).Contains(netip.MustParseAddr(dst)) {
+		arrives = false
 	}
 	if network == "udp" {
 		if apple {

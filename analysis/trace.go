@@ -16,6 +16,10 @@ const maxTracesPerEndpoint = 4
 type traceFacts struct {
 	same  *measurements.TraceDetails // control over TCP to the same address
 	other *measurements.TraceDetails // control over UDP to another address, on the same port
+	// ref is the trace toward another server of Apple's over TCP, made
+	// when nothing reached the address; refHop is where it answered.
+	ref    *measurements.TraceDetails
+	refHop int
 }
 
 func tracesOf(e *endpointObs) traceFacts {
@@ -32,6 +36,7 @@ func tracesOf(e *endpointObs) traceFacts {
 			tf.other = t
 		}
 	}
+	tf.ref, tf.refHop = referenceTrace(e.traces)
 	return tf
 }
 
@@ -206,7 +211,7 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 		case tf.same.Stop.Known && tf.same.Stop.Hop == s.Hop:
 			how = "TCP to the same address passes that hop: UDP is what is targeted"
 		case lastSeen(tf.same, "control") <= s.Hop:
-			how = "TCP to the same address stops there too: the Apple address is blocked outright"
+			how = "TCP to the same address stops there too: the Apple address is blocked outright" + outrightHedge(tf, s)
 		}
 	}
 	r.candidate, r.lossLike = MethodUDPPathDrop, false

@@ -311,3 +311,68 @@ func (j *endpointJudge) portTraces(r *judged) (traceFacts, string) {
 
 // firstOf returns a pair's first value.
 func firstOf[T, U any](t T, _ U) T { return t }
+
+// withReferences gives each UDP trace request a reference: a server of
+// Apple's, at another address of the same family, whose every TCP connect
+// worked. When TCP to the traced address stops where its UDP does (the
+// address blocked outright), nothing reaches that address and its own
+// hop, which a stop must come before, stays unknown; the runner then
+// traces toward the reference, and the hop where that server answers
+// stands in for it (hedged in the words: see blockedOutright).
+func withReferences(a *judgement, reqs []TraceRequest) []TraceRequest {
+	for i := range reqs {
+		addr := parseAddr(reqs[i].Address)
+		if !addr.IsValid() {
+			continue
+		}
+		for _, k := range a.ix.endpointIDs {
+			e := a.ix.endpoints[k]
+			if e.addr == addr || family(e.addr) != family(addr) || !isAppleTarget(e.target) || len(e.target.Networks) == 0 ||
+				(k.kind != transportTCP && k.kind != transportTLS) || !allConnected(e) {
+				continue
+			}
+			reqs[i].ReferenceTarget, reqs[i].ReferenceAddress, reqs[i].ReferencePort = k.target, k.address, k.port
+			break
+		}
+	}
+	return reqs
+}
+
+// allConnected reports whether e was tried and every connect worked.
+func allConnected(e *endpointObs) bool {
+	for _, at := range e.attempts {
+		if at.connect == nil || at.connect.Failure != "" {
+			return false
+		}
+	}
+	return len(e.attempts) > 0
+}
+
+// referenceTrace returns, among ts, the trace whose control went over TCP
+// to another server of Apple's (the reference of withReferences), and the
+// hop where that server answered; nil when there is none.
+func referenceTrace(ts []*measurements.Observation) (*measurements.TraceDetails, int) {
+	for _, o := range ts {
+		t := o.Trace
+		if t.Skipped != "" || t.IsReset() || t.Control.Network != transportTCP || t.Control.Address == t.Test.Address || t.Test.Network != transportUDP {
+			continue
+		}
+		for _, h := range t.Hops {
+			if h.Role == "control" && h.Reply == measurements.TraceReplyDestination {
+				return t, h.TTL
+			}
+		}
+	}
+	return nil, 0
+}
+
+// outrightHedge says, for an address blocked outright, what its own hop
+// was taken from: nothing reached it, so the hop where another server of
+// Apple's answered stood in for it; "" when the address's own hop was
+// found.
+func outrightHedge(tf traceFacts, s measurements.TraceStop) string {
+	if tf.ref == nil || tf.same == nil || tf.same.Stop.DestinationHop != 0 || s.DestinationHop != tf.refHop {
+		return ""
+	}
+	return fmt.Sprintf(" (nothing reaches that address, so its own hop is unknown: Apple's server of %s, answering at hop %d, stands in for it)", tf.ref.ControlTarget, tf.refHop)
+}

@@ -42,6 +42,9 @@ func planConfirmation(ctx context.Context, store *measurements.Store, runID int6
 		if ctl, err := netip.ParseAddr(tr.ControlAddress); err == nil {
 			req.Control = ctl
 		}
+		if ref, err := netip.ParseAddr(tr.ReferenceAddress); err == nil && tr.ReferencePort > 0 && tr.ReferencePort < 65536 {
+			req.ReferenceTarget, req.Reference = tr.ReferenceTarget, netip.AddrPortFrom(ref, uint16(tr.ReferencePort))
+		}
 		plan.Traces = append(plan.Traces, req)
 	}
 	for _, rt := range c.ResetTraces {

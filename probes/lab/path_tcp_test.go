@@ -110,8 +110,34 @@ func tcpPathCases() []pathCase {
 			wantGroupEvidence(t, rep, push, "this network closes the port for every destination (its policy)")
 			wantSYNTrace(t, s, 2)
 		}},
+		{"path-apple-address-blocked-outright", func(l *lab) {
+			// The ISP drops everything to the call relays' range: UDP
+			// and TCP to the relays stop at hop 2, a control passes.
+			l.ispForward("-d", callBlock, "-j", "DROP")
+		}, func(t *testing.T, s *storedRun, rep *report) {
+			wantService(t, rep, call, "blocked", "udp.path_drop")
+			wantService(t, rep, push, "ok", "")
+			wantApp(t, rep, "imessage", appWorking)
+			wantApp(t, rep, "facetime", appBlocked)
+			wantEvidence(t, rep, "dropped at hop 2, inside AS64500 (Lab ISP, the network you are on)")
+			wantEvidence(t, rep, "TCP to the same address stops there too: the Apple address is blocked outright")
+			wantTrace(t, s, 2)
+		}},
+		{"honest-path-call-host-down", func(l *lab) {
+			// The relays' hosts are down: every router passes their
+			// flows, nothing answers. Not blocked.
+			l.iptablesIn(l.internet, "-A", "INPUT", "-d", callBlock, "-j", "DROP")
+		}, func(t *testing.T, s *storedRun, rep *report) {
+			wantService(t, rep, call, "inconclusive", "")
+			wantApp(t, rep, "imessage", appWorking)
+			wantEvidence(t, rep, "where the datagrams stop is unknown")
+		}},
 	}
 }
+
+// callBlock is the call relays' range in the lab (commnat-main and
+// commnat-cohort).
+const callBlock = "17.133.234.0/24"
 
 // wantGroupEvidence checks that an endpoint of group says words.
 func wantGroupEvidence(t *testing.T, rep *report, group, words string) {

@@ -44,6 +44,12 @@ type TraceRequest struct {
 	TCPPort       int
 	ControlTarget string
 	Control       netip.Addr
+	// Reference, of ReferenceTarget, is another server of Apple's that
+	// TCP reached: when TCP to the test's address finds no destination
+	// (blocked outright), a trace toward it gives the hop that stands in
+	// for the test destination's (see referenceHop).
+	ReferenceTarget string
+	Reference       netip.AddrPort
 }
 
 // ConfirmEndpoint is one endpoint to measure again.
@@ -191,6 +197,9 @@ func (s *state) bound(plan ConfirmPlan) ConfirmPlan {
 			ctl := s.target(tr.ControlTarget)
 			if s.target(tr.Target) != nil && tr.Test.IsValid() && tr.Test.Port() > 0 && tr.TCPPort > 0 && tr.TCPPort < 65536 &&
 				len(out.Traces) < maxTraces && (!tr.Control.IsValid() || ctl != nil) {
+				if s.target(tr.ReferenceTarget) == nil || !tr.Reference.IsValid() || tr.Reference.Port() == 0 {
+					tr.ReferenceTarget, tr.Reference = "", netip.AddrPort{}
+				}
 				out.Traces = append(out.Traces, tr)
 			}
 		}

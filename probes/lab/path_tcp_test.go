@@ -43,6 +43,39 @@ func tcpPathCases() []pathCase {
 			wantGroupEvidence(t, rep, push, "reset injected at hop 2, inside AS64500 (Lab ISP, the network you are on)")
 			wantResetTrace(t, s, 2, 3, 4)
 		}},
+		{"path-sni-reset-no-path-probes", func(l *lab) {
+			// The same filter measured with --no-path-probes: no trace,
+			// no place, and push, whose couriers span four /24s, still
+			// blocked. The run's time, next to the traced one's, is what
+			// the reset trace adds.
+			l.args = append(l.args, "--no-path-probes")
+			l.ispResetOn("courier.push.apple.com")
+		}, func(t *testing.T, s *storedRun, rep *report) {
+			for _, o := range s.Observations {
+				if o.Step == measurements.StepTrace {
+					t.Errorf("trace step to %s:%d with --no-path-probes", o.Address, o.Port)
+				}
+			}
+			wantService(t, rep, push, "blocked", "sni.filtering")
+			for _, e := range rep.Endpoints {
+				if strings.Contains(e.Evidence, "reset injected") {
+					t.Errorf("%s placed with no path probe: %s", e.Target, e.Evidence)
+				}
+			}
+		}},
+		{"path-drop-port-5223-no-path-probes", func(l *lab) {
+			// 5223 dropped toward Apple, --no-path-probes: no SYN trace,
+			// the verdict as before.
+			l.args = append(l.args, "--no-path-probes")
+			l.ispForward("-d", appleBlock, "-p", "tcp", "--dport", "5223", "-j", "DROP")
+		}, func(t *testing.T, s *storedRun, rep *report) {
+			for _, o := range s.Observations {
+				if o.Step == measurements.StepTrace {
+					t.Errorf("trace step to %s:%d with --no-path-probes", o.Address, o.Port)
+				}
+			}
+			wantService(t, rep, push, "degraded", "port.filtering")
+		}},
 		{"path-sni-reset-one-prefix-in-isp", func(l *lab) {
 			// Every identity name reset in the ISP: identity's servers
 			// share one /24, so only the reset's place, before the

@@ -83,17 +83,8 @@ func traceTCPScenarios() []scenario {
 			// ports for every destination: its policy, placed.
 			p := isp()
 			p.tcpPort, p.tcpPortStop, p.portUDPStop = 5223, 2, 2
-			return &world{targets: arrivalCatalog(), arrival: silentCallHosts, path: p, step: func(s *stepCtx) {
-				if s.o.Port == 443 || s.o.Port == 80 {
-					return
-				}
-				switch s.o.Step {
-				case measurements.StepTCP:
-					s.fail(failTimeout, "connect")
-				case measurements.StepUDP:
-					s.fail(failTimeout, "read")
-				}
-			}, portCheck: func(s *stepCtx) { s.fail(failTimeout, "connect") }}
+			return &world{targets: arrivalCatalog(), arrival: silentCallHosts, path: p, step: webOnly,
+				portCheck: func(s *stepCtx) { s.fail(failTimeout, "connect") }}
 		}, want: expectation{network: "ok|partial|unstable", services: allOK("call", "restricted"),
 			apps: map[string]string{"imessage": "working", "facetime": "restricted"}, noBlocked: true}},
 		{name: "call_path_address_blocked_outright", world: func() *world {

@@ -213,15 +213,5 @@ func wantResetTrace(t *testing.T, s *storedRun, hop, resetTTL, destHop int) {
 // wantSYNTrace checks that a SYN trace placed the stop at hop.
 func wantSYNTrace(t *testing.T, s *storedRun, hop int) {
 	t.Helper()
-	var seen []string
-	for _, o := range s.Observations {
-		if o.Step != measurements.StepTrace || o.Trace == nil || o.Trace.IsReset() || o.Trace.Test.Network != "tcp" {
-			continue
-		}
-		if o.Trace.Stop.Known && o.Trace.Stop.Hop == hop {
-			return
-		}
-		seen = append(seen, fmt.Sprintf("%+v (%d probes)", o.Trace.Stop, o.Trace.Probes))
-	}
-	t.Errorf("no SYN trace stopped at hop %d: %v", hop, seen)
+	wantTraceWhere(t, s, hop, func(d *measurements.TraceDetails) bool { return !d.IsReset() && d.Test.Network == "tcp" })
 }

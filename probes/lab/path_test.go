@@ -201,9 +201,16 @@ func wantEvidence(t *testing.T, rep *report, words string) {
 // wantTrace checks that a trace step placed the stop at hop.
 func wantTrace(t *testing.T, s *storedRun, hop int) {
 	t.Helper()
+	wantTraceWhere(t, s, hop, func(*measurements.TraceDetails) bool { return true })
+}
+
+// wantTraceWhere checks that a trace step for which which is true placed
+// the stop at hop.
+func wantTraceWhere(t *testing.T, s *storedRun, hop int, which func(*measurements.TraceDetails) bool) {
+	t.Helper()
 	var stops []string
 	for _, o := range s.Observations {
-		if o.Step == measurements.StepTrace && o.Trace != nil {
+		if o.Step == measurements.StepTrace && o.Trace != nil && which(o.Trace) {
 			if o.Trace.Stop.Known && o.Trace.Stop.Hop == hop {
 				return
 			}

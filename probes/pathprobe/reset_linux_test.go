@@ -17,37 +17,23 @@ import (
 // first residual connections whatever they carry: a residual block.
 func resetServer(t *testing.T, blocked string, residual int32) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Skipf("no loopback: %v", err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var n atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				tc := c.(*net.TCPConn)
-				defer tc.Close()
-				if n.Add(1) <= residual {
-					_ = tc.SetLinger(0)
-					return
-				}
-				buf := make([]byte, 2048)
-				_ = tc.SetReadDeadline(time.Now().Add(2 * time.Second))
-				k, _ := tc.Read(buf)
-				if bytes.Contains(buf[:k], []byte(blocked)) {
-					_ = tc.SetLinger(0)
-					return
-				}
-				_, _ = tc.Write([]byte{0x16})
-			}()
+	return tcpListener(t, func(c net.Conn) {
+		tc := c.(*net.TCPConn)
+		defer tc.Close()
+		if n.Add(1) <= residual {
+			_ = tc.SetLinger(0)
+			return
 		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+		buf := make([]byte, 2048)
+		_ = tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		k, _ := tc.Read(buf)
+		if bytes.Contains(buf[:k], []byte(blocked)) {
+			_ = tc.SetLinger(0)
+			return
+		}
+		_, _ = tc.Write([]byte{0x16})
+	})
 }
 
 // TestRunResetResidualLoopback: on loopback the server is at TTL 1. A residual

@@ -47,21 +47,28 @@ func sniResetLab(t *testing.T) (measurements.Catalog, *dnsprobe.Resolver, netip.
 		}
 	}()
 	ap := netip.MustParseAddrPort(ln.Addr().String())
-	srv, err := probetest.StartDNS("127.0.0.1:0", probetest.Zone{"sni.test": {Addrs: []netip.Addr{ap.Addr()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 	text := fmt.Sprintf("[target front]\ngroup = identity\nhost = sni.test\nports = %d\ntransports = tcp, tls\ncontrol_server_name = control.test\nnetworks = 127.0.0.0/8\n", ap.Port())
 	cat, err := catalog.Parse("sni", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cat, zoneResolver(t, probetest.Zone{"sni.test": {Addrs: []netip.Addr{ap.Addr()}}}), ap
+}
+
+// zoneResolver serves zone from a loopback DNS server and returns a
+// resolver, system engine included, that asks it.
+func zoneResolver(t *testing.T, zone probetest.Zone) *dnsprobe.Resolver {
+	t.Helper()
+	srv, err := probetest.StartDNS("127.0.0.1:0", zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
 	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, srv.Addr())
 	}}
-	return cat, &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: system, ListenWindow: -1}, ap
+	return &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: system, ListenWindow: -1}
 }
 
 // traceSteps runs cat with plan as its confirmation pass and returns its

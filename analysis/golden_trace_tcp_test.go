@@ -78,6 +78,17 @@ func traceTCPScenarios() []scenario {
 			return &world{step: dropApple5223, path: p}
 		}, want: expectation{network: "ok", services: allOK("push", "degraded"), methods: map[string]string{"push": MethodPortFiltering},
 			apps: map[string]string{"imessage": "degraded", "facetime": "degraded"}}},
+		{name: "honest_5223_dropped_in_apple_network", world: func() *world {
+			// 5223 toward Apple is dropped by the first router of
+			// Apple's own network (AS714), open toward other hosts:
+			// Apple's rule, not a block on the way.
+			p := isp()
+			p.routers = append(p.routers,
+				measurements.TraceHop{Addr: "17.0.0.1", ASN: 714, ASName: "Apple"},
+				measurements.TraceHop{Addr: "17.0.0.2", ASN: 714, ASName: "Apple"})
+			p.tcpPort, p.tcpPortStop, p.tcpPortAppleOnly = 5223, 5, true
+			return &world{step: dropApple5223, path: p}
+		}, want: expectation{network: "ok", services: allOK(), apps: working, noBlocked: true}},
 		{name: "web_only_firewall_traced", world: func() *world {
 			// A web-only firewall at hop 2 closes 5223 and the call
 			// ports for every destination: its policy, placed.
@@ -127,6 +138,7 @@ func TestTraceTCPGoldenWords(t *testing.T) {
 		{"identity_sni_reset_one_prefix_no_path", "identity", []string{"no reset trace was made", "not called blocked"}, nil, 0},
 		{"push_5223_drop_in_isp", "push", []string{"SYNs to port 5223 are dropped at hop 2, inside AS64500 (Example ISP, the network you are on)", "SYNs to the same port pass that router"}, []string{"198.51.100.1"}, 2},
 		{"web_only_firewall_traced", "push", []string{"this network closes the port for every destination (its policy)"}, nil, 2},
+		{"honest_5223_dropped_in_apple_network", "push", []string{"reach Apple's own network (hop 5, AS714) and go no further", "Apple's network drops them, not a block on the way"}, nil, 0},
 		{"call_path_address_blocked_outright", "call", []string{"UDP to Apple's call servers is dropped at hop 2, inside AS64500 (Example ISP, the network you are on)",
 			"TCP to the same address stops there too: the Apple address is blocked outright (nothing reaches that address, so its own hop is unknown: Apple's server of courier-1, answering at hop 5, stands in for it)"}, nil, 2},
 		{"honest_call_host_down", "call", []string{"where the datagrams stop is unknown"}, []string{"blocked outright"}, 0},

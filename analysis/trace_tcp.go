@@ -250,6 +250,8 @@ func placeReset(r *judged, rs []*judged) {
 //     that hop toward a control address as well: the network closes the
 //     port for every destination, its policy (restricted), never a block
 //     aimed at Apple, and portPath sets the verdict;
+//   - a stop inside Apple's networks is Apple's own rule: with a control
+//     host answering on the port (aimed), not blocked;
 //   - an unknown place decides nothing and is said.
 //
 // It returns whether it set the verdict, and otherwise the words its
@@ -270,6 +272,15 @@ func (j *endpointJudge) portPath(r *judged, aimed bool) (bool, string) {
 	switch {
 	case !s.Known:
 		return false, fmt.Sprintf("; where SYNs to %s stop is unknown (%s)%s; an unknown place is never read as blocking", where, s.Reason, via)
+	case appleASNs[s.ASN] && aimed:
+		// Closed toward Apple only, by Apple's own network: Apple's
+		// rule for this client, not a block on the way.
+		r.candidate, r.lossLike = "", false
+		r.v.Verdict, r.v.Suspected = VerdictInconclusive, MethodPortFiltering
+		r.v.Control += fmt.Sprintf("; but SYNs to %s stop inside Apple's own network", where)
+		r.v.Evidence += fmt.Sprintf("; SYNs to %s reach Apple's own network (hop %d, AS%d) and go no further%s, where SYNs to port %d of the same address pass: Apple's network drops them, not a block on the way",
+			where, s.Hop, s.ASN, via, tf.same.Control.Port)
+		return true, ""
 	case appleASNs[s.ASN]:
 		return false, fmt.Sprintf("; SYNs to %s reach Apple's own network (hop %d, AS%d) and go no further%s", where, s.Hop, s.ASN, via)
 	}

@@ -15,7 +15,7 @@ import (
 var goldenDigests = map[int]string{
 	1: "8803976923f7d7513729ab2abac812b34dd6f86bbd84d0781554385642854df5",
 	2: "73c3031c70f25be521fbd5c30a54501cd592d96ef26d692ba51d49483492a920",
-	3: "a8581b74fae9128083d85c5303e86b9908bcc5a07d5d3b7d1d11c62d3ebd9677",
+	3: "4dff6d2abef861d7f140e5da370fd124285e94731395ab88aa698f874ab2636c",
 }
 
 func TestVersionPinsGolden(t *testing.T) {

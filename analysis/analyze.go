@@ -138,7 +138,11 @@ func analyze(in Input) *judgement {
 		for _, e := range rep.Endpoints {
 			if e.Group == s.Service && e.Verdict == VerdictBlocked && e.Path != nil {
 				s.Path = e.Path
-				s.Reason += "; where: " + pathPhrase(e.Path)
+				where := "; where: "
+				if e.Path.Kind == PlaceReset {
+					where = "; where the reset is injected: "
+				}
+				s.Reason += where + pathPhrase(e.Path)
 				break
 			}
 		}

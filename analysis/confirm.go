@@ -23,6 +23,11 @@ type Confirmation struct {
 	// silent QUIC endpoints of Apple's, which find where their datagrams
 	// stop (see TraceRequest).
 	Traces []TraceRequest `json:"traces,omitempty"`
+	// ResetTraces and TCPTraces are the path probes of TCP endpoints
+	// (trace_tcp.go): where a reset on the server name is injected, and
+	// where SYNs to a port silent toward Apple stop.
+	ResetTraces []ResetTraceRequest `json:"reset_traces,omitempty"`
+	TCPTraces   []TCPTraceRequest   `json:"tcp_traces,omitempty"`
 }
 
 // TraceRequest asks for the traces of one UDP endpoint of Apple's (a call
@@ -45,6 +50,12 @@ type TraceRequest struct {
 	// the UDP probes carry this datagram kind, and the control to the
 	// same address is a QUIC Initial of a reserved version, not TCP.
 	Payload string `json:"payload,omitempty"`
+	// ReferenceTarget, ReferenceAddress and ReferencePort name another
+	// server of Apple's that TCP reached (trace_tcp.go, withReferences):
+	// when TCP to Address stops too, its hop stands in for Address's.
+	ReferenceTarget  string `json:"reference_target,omitempty"`
+	ReferenceAddress string `json:"reference_address,omitempty"`
+	ReferencePort    int    `json:"reference_port,omitempty"`
 }
 
 // maxTraceRequests bounds the endpoints traced per run: one per address
@@ -82,7 +93,8 @@ type PortCheck struct {
 
 // Empty reports whether nothing needs confirming.
 func (c Confirmation) Empty() bool {
-	return len(c.Endpoints) == 0 && len(c.Names) == 0 && len(c.PortChecks) == 0 && len(c.Traces) == 0
+	return len(c.Endpoints) == 0 && len(c.Names) == 0 && len(c.PortChecks) == 0 && len(c.Traces) == 0 &&
+		len(c.ResetTraces) == 0 && len(c.TCPTraces) == 0
 }
 
 // portCheckHosts is how many control addresses a suspect port is tried
@@ -166,7 +178,8 @@ func Candidates(in Input) Confirmation {
 		c.PortChecks = append(c.PortChecks, controlPortChecks(a.ix, k.port, fam)...)
 	}
 	sortPortChecks(c.PortChecks)
-	c.Traces = traced
+	c.Traces = withReferences(a, traced)
+	c.ResetTraces, c.TCPTraces = resetTraceRequests(a), tcpTraceRequests(a)
 	return c
 }
 

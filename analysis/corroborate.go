@@ -127,6 +127,8 @@ func corroborate(rs []*judged, ns *netState, confirmed bool) {
 			continue
 		case independent == 0 && !shared:
 			shortfall = "no other server (outside " + prefixOf(r.e.addr) + ") showed it, and one server's fault is not a block"
+		case independent == 0 && resetOnName(r) && !beforeServer(firstOf(resetTrace(r, rs))):
+			shortfall = singleFrontEnd(r, rs)
 		}
 		if shortfall != "" {
 			r.v.Verdict, r.v.Suspected = VerdictInconclusive, r.candidate
@@ -144,6 +146,9 @@ func corroborate(rs []*judged, ns *netState, confirmed bool) {
 		r.v.Verdict, r.v.Method = VerdictBlocked, r.candidate
 		if independent == 0 && shared && group > 1 {
 			r.v.Evidence += fmt.Sprintf("; every server measured is in %s, so the pattern's holding over time stands in for a second server", prefixOf(r.e.addr))
+		}
+		if resetOnName(r) {
+			placeReset(r, rs)
 		}
 	}
 }

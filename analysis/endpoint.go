@@ -373,12 +373,20 @@ func (j *endpointJudge) portScope(r *judged, c string) {
 		r.lossLike = c == classConnectTimeout
 		r.v.Control += fmt.Sprintf("; a control host answered on %s (the port is open toward other destinations, so this is aimed at Apple)", where)
 		r.v.Evidence += fmt.Sprintf("; a control host answered on %s, so the port is open toward other destinations", where)
+		if decided, note := j.portPath(r, true); !decided {
+			r.v.Evidence += note
+		}
 	case connected+refused+silent == 0:
 		r.v.Verdict, r.v.Suspected = VerdictInconclusive, MethodPortFiltering
 		r.v.Evidence += fmt.Sprintf("; %s was not tried toward a non-Apple address, so whether this network closes it for every destination (its policy) or only toward Apple cannot be told", where)
 	default:
 		r.v.Verdict, r.v.Suspected = VerdictInconclusive, MethodPortFiltering
-		r.v.Evidence += fmt.Sprintf("; %s toward a non-Apple address failed too (%d of %d tries), so this network may close it for every destination (its policy) or only toward Apple: cannot tell which", where, refused+silent, connected+refused+silent)
+		r.v.Evidence += fmt.Sprintf("; %s toward a non-Apple address failed too (%d of %d tries)", where, refused+silent, connected+refused+silent)
+		decided, note := j.portPath(r, false)
+		if decided {
+			return
+		}
+		r.v.Evidence += ", so this network may close it for every destination (its policy) or only toward Apple: cannot tell which" + note
 	}
 }
 

@@ -44,6 +44,20 @@ type expectation struct {
 // Step hooks used by several scenarios.
 func forApple(s *stepCtx) bool { return s.isApple() && s.real }
 
+// webOnly is a web-only firewall: every connect and datagram but to ports
+// 80 and 443 is silent, whatever the destination.
+func webOnly(s *stepCtx) {
+	if s.o.Port == 443 || s.o.Port == 80 {
+		return
+	}
+	switch s.o.Step {
+	case measurements.StepTCP:
+		s.fail(failTimeout, "connect")
+	case measurements.StepUDP:
+		s.fail(failTimeout, "read")
+	}
+}
+
 func allOK(services ...string) map[string]string {
 	m := map[string]string{"push": "ok", "identity": "ok", "call": "ok", "quic": "ok"}
 	for i := 0; i+1 < len(services); i += 2 {
@@ -315,17 +329,7 @@ func scenarios() []scenario {
 			// A hotel firewall lets only TCP and UDP 80 and 443 out, for
 			// every destination: 5223, the STUN control's 3478 and the
 			// call ports are dropped alike.
-			return &world{step: func(s *stepCtx) {
-				if s.o.Port == 443 || s.o.Port == 80 {
-					return
-				}
-				switch s.o.Step {
-				case measurements.StepTCP:
-					s.fail(failTimeout, "connect")
-				case measurements.StepUDP:
-					s.fail(failTimeout, "read")
-				}
-			}, portCheck: func(s *stepCtx) { s.fail(failTimeout, "connect") }}
+			return &world{step: webOnly, portCheck: func(s *stepCtx) { s.fail(failTimeout, "connect") }}
 		}, want: expectation{network: "ok|partial|unstable", services: allOK("call", "restricted"),
 			apps: map[string]string{"imessage": "working", "facetime": "restricted"}, noBlocked: true}},
 		{name: "quic_dropped_everywhere", world: func() *world {
@@ -337,7 +341,7 @@ func scenarios() []scenario {
 				}
 			}}
 		}, want: expectation{network: "ok", services: allOK(), apps: working, noBlocked: true}},
-	}, append(append(classifyScenarios(), certScenarios()...), append(arrivalScenarios(), append(traceScenarios(), append(quicTraceScenarios(), payloadScenarios()...)...)...)...)...)
+	}, append(append(classifyScenarios(), certScenarios()...), append(arrivalScenarios(), append(traceScenarios(), append(quicTraceScenarios(), append(payloadScenarios(), traceTCPScenarios()...)...)...)...)...)...)
 }
 
 // appleDropped drops every step to Apple's addresses: connects, QUIC and

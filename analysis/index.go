@@ -256,7 +256,12 @@ func kindOf(o *measurements.Observation, t *measurements.Target) string {
 	case measurements.StepUDP, measurements.StepArrival:
 		return transportUDP
 	case measurements.StepTrace:
-		if o.Trace != nil && o.Trace.Test.Network == transportTCP {
+		if o.Trace != nil && (o.Trace.Test.Network == transportTCP || o.Trace.IsReset()) {
+			// A SYN or ClientHello trace belongs to the endpoint its
+			// connects do.
+			if t.Has(transportTLS) {
+				return transportTLS
+			}
 			return transportTCP
 		}
 		if o.Trace != nil && o.Trace.Test.Payload == measurements.ArrivalQUICv1 && t.Has(transportQUIC) {

@@ -319,4 +319,11 @@ type PathPlace struct {
 	OwnNetwork bool `json:"own_network,omitempty"`
 	// DestinationHop is the hop of the destination, when known.
 	DestinationHop int `json:"destination_hop,omitempty"`
+	// Kind is PlaceReset for the hop past which a reset is injected;
+	// empty for the hop where the flow's packets stop.
+	Kind string `json:"kind,omitempty"`
 }
+
+// PlaceReset marks a PathPlace where a reset is injected: the last
+// router a ClientHello naming the target passed before it drew the reset.
+const PlaceReset = "reset"

@@ -325,13 +325,41 @@ func (w *world) confirm() {
 			sameNet, samePort = "udp", tr.Port
 		}
 		same := w.path.trace(tr.Address, tr.Port, sameNet, tr.Address, samePort, t.Name, 0, test, samePayload)
-		var other *measurements.TraceDetails
-		if tr.ControlAddress != "" {
-			other = w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, same.Stop.DestinationHop, test, otherPayload)
-		}
 		w.recordTrace(t, same)
-		if other != nil {
-			w.recordTrace(t, other)
+		if tr.ControlAddress == "" {
+			continue
+		}
+		dest := same.Stop.DestinationHop
+		if dest == 0 && tr.ReferenceAddress != "" {
+			// As the runner: the hop where another server of Apple's
+			// answers stands in for the address's.
+			ref := w.path.trace(tr.Address, tr.Port, "tcp", tr.ReferenceAddress, tr.ReferencePort, tr.ReferenceTarget, 0, "", "")
+			w.recordTrace(t, ref)
+			for _, h := range ref.Hops {
+				if h.Role == "control" && h.Reply == measurements.TraceReplyDestination {
+					dest = h.TTL
+					break
+				}
+			}
+		}
+		w.recordTrace(t, w.path.trace(tr.Address, tr.Port, "udp", tr.ControlAddress, tr.Port, tr.ControlTarget, dest, test, otherPayload))
+	}
+	for _, rt := range c.ResetTraces {
+		if w.path == nil {
+			break
+		}
+		t := target(rt.Target)
+		w.recordTrace(t, w.path.resetTrace(rt.Address, rt.Port, t.Name))
+	}
+	for _, tr := range c.TCPTraces {
+		if w.path == nil {
+			break
+		}
+		t := target(tr.Target)
+		same := w.path.traceNet("tcp", tr.Address, tr.Port, "tcp", tr.Address, tr.OpenPort, t.Name, 0, "", "")
+		w.recordTrace(t, same)
+		if tr.ControlAddress != "" {
+			w.recordTrace(t, w.path.traceNet("tcp", tr.Address, tr.Port, "tcp", tr.ControlAddress, tr.Port, tr.ControlTarget, same.Stop.DestinationHop, "", ""))
 		}
 	}
 	for _, pc := range c.PortChecks {
@@ -631,6 +659,20 @@ type pathWorld struct {
 	// otherRouters, when set, are the routers toward addresses that are
 	// not Apple's: a path that parts from Apple's (same length).
 	otherRouters []measurements.TraceHop
+	// tcpPort and tcpPortStop: SYNs to tcpPort go no further than
+	// tcpPortStop (0: not dropped), toward Apple's addresses only when
+	// tcpPortAppleOnly, toward every destination otherwise.
+	tcpPort, tcpPortStop int
+	tcpPortAppleOnly     bool
+	// resetHop is the router past which resets on a server name are
+	// injected (its FORWARD path); 0 means the reset comes from the
+	// server itself, the destination's hop.
+	resetHop int
+	// blockedPrefix: every flow to it goes no further than blockedStop
+	// (an address blocked outright). deadPrefix: flows to it pass every
+	// router and are never answered (a host that is down).
+	blockedPrefix, deadPrefix string
+	blockedStop               int
 }
 
 // isp is a path of four routers: the home router, two of the volunteer's
@@ -654,6 +696,12 @@ func (p *pathWorld) reach(network, dst string, port int, payload string) (int, b
 			last, arrives = h, false
 		}
 	}
+	if p.blockedPrefix != "" && netip.MustParsePrefix(p.blockedPrefix).Contains(netip.MustParseAddr(dst)) {
+		stop(p.blockedStop)
+	}
+	if p.deadPrefix != "" && netip.MustParsePrefix(p.deadPrefix).Contains(netip.MustParseAddr(dst)) {
+		arrives = false
+	}
 	if network == "udp" {
 		if apple {
 			stop(p.appleUDPStop)
@@ -672,8 +720,13 @@ func (p *pathWorld) reach(network, dst string, port int, payload string) (int, b
 				stop(p.appleQUICStop)
 			}
 		}
-	} else if apple {
-		stop(p.appleTCPStop)
+	} else {
+		if apple {
+			stop(p.appleTCPStop)
+		}
+		if port == p.tcpPort && (apple || !p.tcpPortAppleOnly) {
+			stop(p.tcpPortStop)
+		}
 	}
 	return last, arrives
 }
@@ -681,11 +734,16 @@ func (p *pathWorld) reach(network, dst string, port int, payload string) (int, b
 // trace synthesises one trace as pathprobe records it: two rounds per
 // TTL, test and control side by side, and the stop Decide would read.
 func (p *pathWorld) trace(testAddr string, port int, ctlNet, ctlAddr string, ctlPort int, ctlTarget string, destHop int, testPayload, ctlPayload string) *measurements.TraceDetails {
+	return p.traceNet("udp", testAddr, port, ctlNet, ctlAddr, ctlPort, ctlTarget, destHop, testPayload, ctlPayload)
+}
+
+// traceNet is trace with a test flow over testNet ("udp", or "tcp": SYNs).
+func (p *pathWorld) traceNet(testNet, testAddr string, port int, ctlNet, ctlAddr string, ctlPort int, ctlTarget string, destHop int, testPayload, ctlPayload string) *measurements.TraceDetails {
 	d := &measurements.TraceDetails{
-		Test:    measurements.TraceFlow{Network: "udp", Address: testAddr, Port: port, Payload: testPayload},
+		Test:    measurements.TraceFlow{Network: testNet, Address: testAddr, Port: port, Payload: testPayload},
 		Control: measurements.TraceFlow{Network: ctlNet, Address: ctlAddr, Port: ctlPort, Payload: ctlPayload}, ControlTarget: ctlTarget,
 	}
-	tLast, _ := p.reach("udp", testAddr, port, testPayload)
+	tLast, _ := p.reach(testNet, testAddr, port, testPayload)
 	cLast, cArrives := p.reach(ctlNet, ctlAddr, ctlPort, ctlPayload)
 	// The destination answers a TCP SYN, and Apple's call host a QUIC
 	// Initial of a reserved version (a Version Negotiation).
@@ -742,5 +800,42 @@ func (p *pathWorld) trace(testAddr string, port int, ctlNet, ctlAddr string, ctl
 
 func (w *world) recordTrace(t *measurements.Target, d *measurements.TraceDetails) {
 	w.record(measurements.Observation{Step: measurements.StepTrace, Group: t.Group, Target: t.Name, Host: t.Host,
-		Address: d.Test.Address, Port: d.Test.Port, Transport: "udp", Repeat: w.repeats, Duration: 8 * time.Second, Trace: d})
+		Address: d.Test.Address, Port: d.Test.Port, Transport: d.Test.Network, Repeat: w.repeats, Duration: 8 * time.Second, Trace: d})
+}
+
+// resetTrace synthesises a reset trace as the runner records it: the
+// hops named by a trace to the same address (UDP against SYNs to the
+// port), then ClientHellos at increasing TTLs, the control's first, up to
+// the first reset of the target name's.
+func (p *pathWorld) resetTrace(addr string, port int, target string) *measurements.TraceDetails {
+	named := p.trace(addr, port, "tcp", addr, port, target, 0, "", "")
+	dest := len(p.routers) + 1
+	d := &measurements.TraceDetails{Kind: measurements.TraceKindReset,
+		Test:    measurements.TraceFlow{Network: "tcp", Address: addr, Port: port},
+		Control: measurements.TraceFlow{Network: "tcp", Address: addr, Port: port}, ControlTarget: target,
+		Hops: named.Hops, Probes: named.Probes}
+	resetTTL := dest
+	if p.resetHop > 0 {
+		resetTTL = p.resetHop + 1
+	}
+	for ttl := 1; ttl <= resetTTL; ttl++ {
+		ctl, test := measurements.TraceTrySilence, measurements.TraceTrySilence
+		if ttl >= dest {
+			ctl = measurements.TraceTryData
+		}
+		if ttl == resetTTL {
+			test = measurements.TraceTryReset
+		}
+		d.Tries = append(d.Tries, measurements.TraceTry{TTL: ttl, Role: "control", Outcome: ctl}, measurements.TraceTry{TTL: ttl, Role: "test", Outcome: test})
+		d.Probes += 2
+	}
+	d.ResetTTL = resetTTL
+	hop := resetTTL - 1
+	d.Stop = measurements.TraceStop{Known: true, Hop: hop, DestinationHop: named.Stop.DestinationHop,
+		Reason: "the ClientHello draws a reset from a TTL where the control's does not"}
+	if hop > 0 && !p.noICMP {
+		r := p.routers[hop-1]
+		d.Stop.Addr, d.Stop.ASN, d.Stop.ASName, d.Stop.Private = r.Addr, r.ASN, r.ASName, r.Private
+	}
+	return d
 }

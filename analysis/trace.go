@@ -16,14 +16,18 @@ const maxTracesPerEndpoint = 4
 type traceFacts struct {
 	same  *measurements.TraceDetails // control over TCP to the same address
 	other *measurements.TraceDetails // control over UDP to another address, on the same port
+	// ref is the trace toward another server of Apple's over TCP, made
+	// when nothing reached the address; refHop is where it answered.
+	ref    *measurements.TraceDetails
+	refHop int
 }
 
 func tracesOf(e *endpointObs) traceFacts {
 	var tf traceFacts
 	for _, o := range e.traces {
 		t := o.Trace
-		if t.Skipped != "" || e.key.kind == transportUDP && t.Test.Payload != "" {
-			continue // a UDP endpoint's payload traces are read apart (payloadTraces)
+		if t.Skipped != "" || t.IsReset() || e.key.kind == transportUDP && t.Test.Payload != "" {
+			continue // reset traces, and a UDP endpoint's payload traces, are read apart
 		}
 		switch {
 		case t.Control.Address == t.Test.Address && t.Control.Network == transportTCP && tf.same == nil:
@@ -32,6 +36,7 @@ func tracesOf(e *endpointObs) traceFacts {
 			tf.other = t
 		}
 	}
+	tf.ref, tf.refHop = referenceTrace(e.traces)
 	return tf
 }
 
@@ -210,7 +215,7 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 		r.v.Evidence = what + fmt.Sprintf("; UDP to Apple's address goes no further than hop %d, and UDP to %s gets further, but not through the same router, so where the datagrams are dropped is unknown: not called blocked", s.Hop, tf.other.ControlTarget)
 		return true
 	}
-	how := sameAddressHow(tf, s.Hop, "UDP")
+	how := sameAddressHow(tf, s, "UDP")
 	r.candidate, r.lossLike = MethodUDPPathDrop, false
 	r.v.Path = placeOf(tf.other)
 	r.v.Control = fmt.Sprintf("UDP on the same port to %s, not Apple's, passes that hop; %s", tf.other.ControlTarget, how)
@@ -224,13 +229,13 @@ func (j *endpointJudge) pathDrop(r *judged, what string, tf traceFacts, via stri
 // sameAddressHow says what TCP to the same address shows at hop, where
 // the flow (proto) toward Apple stops: that proto is what is targeted, or
 // that the address is blocked outright.
-func sameAddressHow(tf traceFacts, hop int, proto string) string {
+func sameAddressHow(tf traceFacts, s measurements.TraceStop, proto string) string {
 	if tf.same != nil {
 		switch {
-		case tf.same.Stop.Known && tf.same.Stop.Hop == hop:
+		case tf.same.Stop.Known && tf.same.Stop.Hop == s.Hop:
 			return "TCP to the same address passes that hop: " + proto + " is what is targeted"
-		case lastSeen(tf.same, "control") <= hop:
-			return "TCP to the same address stops there too: the Apple address is blocked outright"
+		case lastSeen(tf.same, "control") <= s.Hop:
+			return "TCP to the same address stops there too: the Apple address is blocked outright" + outrightHedge(tf, s)
 		}
 	}
 	return "TCP to the same address was not traced past that hop"

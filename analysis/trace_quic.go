@@ -120,7 +120,7 @@ func (j *endpointJudge) placeQUIC(r *judged) {
 		r.v.Evidence += fmt.Sprintf("; where QUIC stops is unknown: it goes no further than hop %d, and UDP on the same port to %s gets further, but not through the same router", s.Hop, tf.other.ControlTarget)
 		return
 	}
-	how := sameAddressHow(tf, s.Hop, "QUIC")
+	how := sameAddressHow(tf, s, "QUIC")
 	r.v.Path = placeOf(tf.other)
 	r.v.Evidence += fmt.Sprintf("; QUIC to Apple's %s is dropped %s; UDP on the same port to %s, not Apple's, passes that hop; %s",
 		quicServers(r.e.target), placeWords(tf.other), tf.other.ControlTarget, how)

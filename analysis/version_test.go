@@ -15,7 +15,7 @@ import (
 var goldenDigests = map[int]string{
 	1: "8803976923f7d7513729ab2abac812b34dd6f86bbd84d0781554385642854df5",
 	2: "73c3031c70f25be521fbd5c30a54501cd592d96ef26d692ba51d49483492a920",
-	3: "c262d83792627297fba6ae9caaf22a7bcbb348f7fa54cbad7c8e972c97fba706",
+	3: "f8710dd935525ffb1684d1336d13446a32662edfe19f0495a5f1b7310d408bc1",
 }
 
 func TestVersionPinsGolden(t *testing.T) {

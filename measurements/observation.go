@@ -353,7 +353,15 @@ func (k ArrivalKind) Arrived() bool {
 // Hop addresses are kept here because mapping them to networks needs
 // them, but they are never exported: the first hops identify the
 // volunteer. Exports give hop numbers, AS numbers and AS names only.
+//
+// A reset trace (Kind TraceKindReset) sends a TLS ClientHello with
+// lowered TTLs on connected sockets: Tries are those ClientHellos, Hops
+// the TTL-limited probes that named each hop's router (a trace to the
+// same address), and Stop the hop past which the reset is injected.
 type TraceDetails struct {
+	// Kind is TraceKindTTL (empty in runs stored before reset traces) or
+	// TraceKindReset.
+	Kind    string    `json:"kind,omitempty"`
 	Test    TraceFlow `json:"test"`
 	Control TraceFlow `json:"control"`
 	// ControlTarget names the catalog target whose address the control
@@ -369,6 +377,39 @@ type TraceDetails struct {
 	Skipped     string `json:"skipped,omitempty"`
 	Failure     string `json:"failure,omitempty"`
 	BudgetSpent bool   `json:"budget_spent,omitempty"`
+	// Tries are a reset trace's ClientHellos, in the order sent.
+	Tries []TraceTry `json:"tries,omitempty"`
+	// ResetTTL is the smallest TTL whose ClientHello with the target's
+	// server name drew the reset (a reset trace; 0: none did). Stop.Hop
+	// is ResetTTL-1 when the reset comes before the server's hop.
+	ResetTTL int `json:"reset_ttl,omitempty"`
+}
+
+// Kinds of trace.
+const (
+	TraceKindTTL   = "ttl"   // TTL-limited probes of a test and a control flow
+	TraceKindReset = "reset" // TTL-limited ClientHellos on connected sockets
+)
+
+// IsReset reports whether d is a reset trace.
+func (d *TraceDetails) IsReset() bool { return d.Kind == TraceKindReset }
+
+// Outcomes of a TraceTry.
+const (
+	TraceTryReset         = "reset"          // the connection was reset
+	TraceTryEOF           = "eof"            // closed with a FIN
+	TraceTryData          = "data"           // the server answered: the ClientHello got through
+	TraceTrySilence       = "silence"        // nothing within the wait
+	TraceTryConnectFailed = "connect_failed" // the TCP handshake itself failed
+)
+
+// TraceTry is one ClientHello of a reset trace, sent with TTL on a
+// connection made with the normal TTL.
+type TraceTry struct {
+	TTL     int    `json:"ttl"`
+	Role    string `json:"role"` // "test" (the target's server name) or "control"
+	Outcome string `json:"outcome"`
+	Failure string `json:"failure,omitempty"`
 }
 
 // TraceFlow is one flow of a trace.

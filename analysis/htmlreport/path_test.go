@@ -17,6 +17,8 @@ func TestPathRow(t *testing.T) {
 		{"call_path_dropped_at_home", []string{`<ol class="path"`, "hop 1", "your own network (a private address): stops here"}},
 		{"quic_path_dropped_in_isp", []string{`<ol class="path"`, "hop 2", "AS64500 Example ISP, the network you are on: stops here", "Apple"}},
 		{"call_payload_path_dropped_in_isp", []string{`<ol class="path"`, "hop 2", "AS64500 Example ISP, the network you are on: stops here", "Apple"}},
+		{"push_sni_reset_in_isp", []string{`<ol class="path"`, "hop 1", "hop 2", "AS64500 Example ISP, the network you are on: the reset is injected past it", "reached, the name&#39;s handshake cut"}},
+		{"push_5223_drop_in_isp", []string{`<ol class="path"`, "hop 2", "AS64500 Example ISP, the network you are on: stops here"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {

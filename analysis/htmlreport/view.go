@@ -123,7 +123,14 @@ func pathRow(p *analysis.PathPlace, service string) []pathHop {
 	if service == measurements.GroupControl {
 		dest = "the server"
 	}
-	return append(row, stop, pathHop{Label: dest, Sub: "not reached", Class: classNone})
+	last := pathHop{Label: dest, Sub: "not reached", Class: classNone}
+	if p.Kind == analysis.PlaceReset {
+		// A reset is injected past this hop: the connection reaches
+		// Apple, the ClientHello naming it draws the reset.
+		stop.Sub = strings.TrimSuffix(stop.Sub, ": stops here") + ": the reset is injected past it"
+		last.Sub = "reached, the name's handshake cut"
+	}
+	return append(row, stop, last)
 }
 
 type targetRow struct {

@@ -42,7 +42,26 @@ func planConfirmation(ctx context.Context, store *measurements.Store, runID int6
 		if ctl, err := netip.ParseAddr(tr.ControlAddress); err == nil {
 			req.Control = ctl
 		}
+		if ref, err := netip.ParseAddr(tr.ReferenceAddress); err == nil && tr.ReferencePort > 0 && tr.ReferencePort < 65536 {
+			req.ReferenceTarget, req.Reference = tr.ReferenceTarget, netip.AddrPortFrom(ref, uint16(tr.ReferencePort))
+		}
 		plan.Traces = append(plan.Traces, req)
+	}
+	for _, rt := range c.ResetTraces {
+		if a, err := netip.ParseAddr(rt.Address); err == nil {
+			plan.ResetTraces = append(plan.ResetTraces, runner.ResetTraceRequest{Target: rt.Target, Dst: netip.AddrPortFrom(a, uint16(rt.Port))})
+		}
+	}
+	for _, tr := range c.TCPTraces {
+		a, err := netip.ParseAddr(tr.Address)
+		if err != nil {
+			continue
+		}
+		req := runner.TCPTraceRequest{Target: tr.Target, Test: netip.AddrPortFrom(a, uint16(tr.Port)), OpenPort: tr.OpenPort, ControlTarget: tr.ControlTarget}
+		if ctl, err := netip.ParseAddr(tr.ControlAddress); err == nil {
+			req.Control = ctl
+		}
+		plan.TCPTraces = append(plan.TCPTraces, req)
 	}
 	return plan, nil
 }

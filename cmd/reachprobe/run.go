@@ -210,7 +210,8 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 		r.Confirming = func(plan runner.ConfirmPlan, delay time.Duration) {
 			n := len(plan.Endpoints) + len(plan.Names)
 			log.event("confirming", "run_id", runID, "endpoints", len(plan.Endpoints), "names", len(plan.Names),
-				"port_checks", len(plan.PortChecks), "traces", len(plan.Traces), "delay", delay.String())
+				"port_checks", len(plan.PortChecks), "traces", len(plan.Traces), "reset_traces", len(plan.ResetTraces),
+				"tcp_traces", len(plan.TCPTraces), "delay", delay.String())
 			prog.note(fmt.Sprintf("confirming %d endpoints and names in %s", n, delay))
 		}
 	}

@@ -274,6 +274,10 @@ func result(o *measurements.Observation) string {
 		switch t := o.Trace; {
 		case t.Skipped != "":
 			return "trace skipped: " + t.Skipped
+		case t.IsReset() && t.Stop.Known:
+			return fmt.Sprintf("reset trace: the name's ClientHello is reset from TTL %d (server at hop %d), past hop %d (AS%d), after %d probes", t.ResetTTL, t.Stop.DestinationHop, t.Stop.Hop, t.Stop.ASN, t.Probes)
+		case t.IsReset():
+			return fmt.Sprintf("reset trace: place unknown after %d probes (%s)", t.Probes, t.Stop.Reason)
 		case t.Stop.Known:
 			return fmt.Sprintf("trace%s vs %s %s: stops at hop %d (AS%d) after %d probes", tracePayload(t), t.Control.Network, t.ControlTarget, t.Stop.Hop, t.Stop.ASN, t.Probes)
 		default:

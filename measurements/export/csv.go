@@ -94,6 +94,9 @@ var csvColumns = []csvColumn{
 		return arrivalSummary(r.o.Arrival)
 	}},
 	{"trace_control", traceField(func(d *measurements.TraceDetails) string {
+		if d.IsReset() {
+			return "tls control server name, same address"
+		}
 		c := d.Control.Network + " " + d.ControlTarget
 		if d.Control.Address == d.Test.Address {
 			c = d.Control.Network + " same address"
@@ -105,6 +108,7 @@ var csvColumns = []csvColumn{
 	})},
 	{"trace_hops", traceField(traceHops)},
 	{"trace_stop", traceField(traceStop)},
+	{"trace_tries", traceField(traceTries)},
 }
 
 // carried names what a trace flow's probes carried.

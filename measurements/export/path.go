@@ -16,6 +16,9 @@ import (
 // exportTrace is a trace as exports carry it: no hop address, no control
 // address (the control is named by its catalog target).
 type exportTrace struct {
+	// Kind is "reset" for a reset trace (Tries and ResetTTL then say
+	// what the ClientHellos drew); omitted for a TTL trace.
+	Kind           string      `json:"kind,omitempty"`
 	TestNetwork    string      `json:"test_network"`
 	TestPort       int         `json:"test_port"`
 	TestPayload    string      `json:"test_payload,omitempty"`
@@ -30,6 +33,17 @@ type exportTrace struct {
 	Skipped        string      `json:"skipped,omitempty"`
 	Failure        string      `json:"failure,omitempty"`
 	BudgetSpent    bool        `json:"budget_spent,omitempty"`
+	Tries          []exportTry `json:"tries,omitempty"`
+	ResetTTL       int         `json:"reset_ttl,omitempty"`
+}
+
+// exportTry is a reset trace's ClientHello: its TTL, whose name it
+// carried and what it drew.
+type exportTry struct {
+	TTL     int    `json:"ttl"`
+	Role    string `json:"role"`
+	Outcome string `json:"outcome"`
+	Failure string `json:"failure,omitempty"`
 }
 
 type exportHop struct {
@@ -58,7 +72,12 @@ func traceView(d *measurements.TraceDetails) *exportTrace {
 	if d == nil {
 		return nil
 	}
+	kind := d.Kind
+	if kind == measurements.TraceKindTTL {
+		kind = ""
+	}
 	v := &exportTrace{
+		Kind: kind, ResetTTL: d.ResetTTL,
 		TestNetwork: d.Test.Network, TestPort: d.Test.Port, TestPayload: d.Test.Payload,
 		ControlNetwork: d.Control.Network, ControlPort: d.Control.Port, ControlPayload: d.Control.Payload, ControlTarget: d.ControlTarget,
 		ControlSame: d.Control.Address == d.Test.Address,
@@ -70,7 +89,20 @@ func traceView(d *measurements.TraceDetails) *exportTrace {
 	for _, h := range d.Hops {
 		v.Hops = append(v.Hops, exportHop{TTL: h.TTL, Role: h.Role, Reply: h.Reply, ASN: h.ASN, ASName: measurements.Scrub(h.ASName), Private: h.Private})
 	}
+	for _, t := range d.Tries {
+		v.Tries = append(v.Tries, exportTry{TTL: t.TTL, Role: t.Role, Outcome: t.Outcome, Failure: measurements.Scrub(t.Failure)})
+	}
 	return v
+}
+
+// traceTries writes a reset trace's ClientHellos as "ttl:role:outcome",
+// in the order sent.
+func traceTries(d *measurements.TraceDetails) string {
+	parts := make([]string, 0, len(d.Tries))
+	for _, t := range d.Tries {
+		parts = append(parts, fmt.Sprintf("%d:%s:%s", t.TTL, t.Role, t.Outcome))
+	}
+	return strings.Join(parts, " ")
 }
 
 // arrivalSummary writes an arrival step's kinds as "kind=evidence ...".
@@ -117,6 +149,10 @@ func traceStop(d *measurements.TraceDetails) string {
 		return "skipped: " + d.Skipped
 	case !d.Stop.Known:
 		return "unknown: " + measurements.Scrub(d.Stop.Reason)
+	case d.IsReset() && (d.Stop.DestinationHop == 0 || d.ResetTTL >= d.Stop.DestinationHop):
+		return fmt.Sprintf("reset at the server's hop %d (from TTL %d): not placed on the way", d.Stop.DestinationHop, d.ResetTTL)
+	case d.IsReset():
+		return fmt.Sprintf("reset past hop %d %s (reset from TTL %d, server at hop %d)", d.Stop.Hop, hopAS(d.Stop.ASN, d.Stop.ASName, d.Stop.Private), d.ResetTTL, d.Stop.DestinationHop)
 	}
 	return fmt.Sprintf("hop %d %s", d.Stop.Hop, hopAS(d.Stop.ASN, d.Stop.ASName, d.Stop.Private))
 }

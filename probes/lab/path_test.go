@@ -97,7 +97,7 @@ func TestLabPath(t *testing.T) {
 			wantEvidence(t, rep, "where the datagrams stop is unknown")
 		}},
 	}
-	cases = append(append(cases, quicPathCases()...), payloadPathCases()...)
+	cases = append(append(append(cases, quicPathCases()...), payloadPathCases()...), tcpPathCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -149,8 +149,8 @@ func TestLabPath(t *testing.T) {
 	}
 }
 
-// pathCase is one scenario of TestLabPath: the censor's (or the honest
-// network's) rules, and what the run must show.
+// pathCase is one scenario of TestLabPath: a censor (or an honest quirk)
+// on the ISP path, and what the run and its analysis must show.
 type pathCase struct {
 	name   string
 	censor func(l *lab)
@@ -202,9 +202,16 @@ func wantEvidence(t *testing.T, rep *report, words string) {
 // wantTrace checks that a trace step placed the stop at hop.
 func wantTrace(t *testing.T, s *storedRun, hop int) {
 	t.Helper()
+	wantTraceWhere(t, s, hop, func(*measurements.TraceDetails) bool { return true })
+}
+
+// wantTraceWhere checks that a trace step for which which is true placed
+// the stop at hop.
+func wantTraceWhere(t *testing.T, s *storedRun, hop int, which func(*measurements.TraceDetails) bool) {
+	t.Helper()
 	var stops []string
 	for _, o := range s.Observations {
-		if o.Step == measurements.StepTrace && o.Trace != nil {
+		if o.Step == measurements.StepTrace && o.Trace != nil && which(o.Trace) {
 			if o.Trace.Stop.Known && o.Trace.Stop.Hop == hop {
 				return
 			}

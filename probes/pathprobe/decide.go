@@ -29,7 +29,12 @@
 // technique): after a normal TCP handshake, the ClientHello leaves with a
 // lowered TTL; the smallest TTL that still draws the reset places the
 // injector. TCP queues no errors once connected, so it gives the hop's
-// number, not its address.
+// number, not its address (a Trace to the same address names it). The
+// control ClientHello's first answer gives the server's hop: a reset
+// drawn only there is the server's own. A sweep of a path of D hops with
+// the injector past hop H sends 2·(H+1) ClientHellos, and the control
+// alone up to D after the reset; every silent one costs
+// DefaultResetReadTimeout.
 //
 // Hop addresses are kept as netip.Addr. Trace.Annotate maps them to AS
 // numbers through a lookup the caller passes (probes/netid.Lookup), so

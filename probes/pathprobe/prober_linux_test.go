@@ -160,8 +160,14 @@ func TestRunResetLoopback(t *testing.T) {
 	if !rt.Known || rt.ResetTTL != 1 || rt.Hop != 0 {
 		t.Fatalf("reset trace %+v, want known at TTL 1, hop 0", rt)
 	}
-	if len(rt.Tries) != 2 || rt.Tries[0].Role != RoleControl || rt.Tries[0].Outcome != OutcomeSilence {
+	if len(rt.Tries) < 2 || rt.Tries[0].Role != RoleControl || rt.Tries[0].Outcome != OutcomeSilence {
 		t.Errorf("tries %+v, want the control first and silent", rt.Tries)
+	}
+	// This server never answers the control: after the reset the control
+	// alone is tried up to MaxTTL for the server's hop, which stays
+	// unknown.
+	if len(rt.Tries) != 4 || rt.ServerTTL != 0 || rt.Tries[2].Role != RoleControl || rt.Tries[3].TTL != 3 {
+		t.Errorf("tries %+v (server TTL %d), want the control alone at TTLs 2 and 3 after the reset, the server's hop unknown", rt.Tries, rt.ServerTTL)
 	}
 }
 

@@ -30,6 +30,17 @@ const (
 	// maxHelloAnswer caps what is read of an answer: one byte tells that
 	// the server answered.
 	maxHelloAnswer = 64
+	// DefaultResidualWait is the pause before a control try is made again
+	// when it met what looks like a residual block (its connection failed
+	// or was reset): censors keep blocking a server for a while after a
+	// trigger, here possibly the run's own confirmation handshake.
+	// CenTrace waited such blocks out between tries; 15 s outlasts short
+	// ones and, with MaxResidualWaits, keeps a trace within the run's
+	// DefaultMaxDuration.
+	DefaultResidualWait = 15 * time.Second
+	// MaxResidualWaits bounds the pauses of one reset trace; a block that
+	// outlasts them leaves the place unknown (DecideReset says why).
+	MaxResidualWaits = 2
 )
 
 // Outcomes of one ClientHello try.
@@ -57,6 +68,9 @@ type ResetConfig struct {
 	Budget *Budget
 	// ReadTimeout is DefaultResetReadTimeout when zero.
 	ReadTimeout time.Duration
+	// ResidualWait is DefaultResidualWait when zero, no wait when
+	// negative.
+	ResidualWait time.Duration
 }
 
 // ResetTry is one TTL-limited ClientHello.
@@ -79,10 +93,15 @@ type ResetTrace struct {
 	// Hop is the last router the ClientHello passed before the injector,
 	// ResetTTL-1, numbered as Stop.Hop: an injector in a router's
 	// forwarding path (Linux's FORWARD chain) is that router itself.
-	Hop      int           `json:"hop,omitempty"`
-	Reason   string        `json:"reason"`
-	Duration time.Duration `json:"duration"`
-	Skipped  string        `json:"skipped,omitempty"`
+	Hop int `json:"hop,omitempty"`
+	// ServerTTL is the smallest TTL at which the control ClientHello drew
+	// the server's answer: the server's hop (0: never seen). After the
+	// test's reset the control alone goes on until it does, since a
+	// control ClientHello triggers nothing.
+	ServerTTL int           `json:"server_ttl,omitempty"`
+	Reason    string        `json:"reason"`
+	Duration  time.Duration `json:"duration"`
+	Skipped   string        `json:"skipped,omitempty"`
 	// Failure is an interruption, in failure's vocabulary; BudgetSpent
 	// says the run's Budget ran out before the sweep ended.
 	Failure     string `json:"failure,omitempty"`
@@ -91,10 +110,13 @@ type ResetTrace struct {
 
 // RunReset sends, at increasing TTLs, the control ClientHello and then
 // the test one, each on a new TCP connection made with the normal TTL,
-// and stops at the first TTL where the test draws a reset. The control
-// goes first, so that a residual block set off by the test's reset cannot
-// spoil it; the sweep ends at the first reset, so no later try meets a
-// residual block either. A failure is recorded, never returned.
+// and stops at the first TTL where the test draws a reset, or where the
+// control reaches the server without the test drawing one (farther TTLs
+// reach the same server). The control goes first, so that a residual
+// block set off by the test's reset cannot spoil it; after the reset only
+// control ClientHellos go on, to find the server's hop (ServerTTL). A
+// control that meets what looks like a residual block is sent again after
+// ResidualWait. A failure is recorded, never returned.
 func RunReset(ctx context.Context, cfg ResetConfig) *ResetTrace {
 	start := time.Now()
 	rt := &ResetTrace{}
@@ -108,42 +130,104 @@ func RunReset(ctx context.Context, cfg ResetConfig) *ResetTrace {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultResetReadTimeout
 	}
+	if cfg.ResidualWait == 0 {
+		cfg.ResidualWait = DefaultResidualWait
+	}
 	release, err := cfg.Budget.acquire(ctx)
 	if err != nil {
 		rt.Failure, rt.Reason = failure.Classify(err), "not traced"
 		return rt
 	}
 	defer release()
+	sw := &sweep{cfg: cfg, rt: rt}
 	for ttl := 1; ttl <= cfg.MaxTTL; ttl++ {
-		for _, role := range []string{RoleControl, RoleTest} {
-			if err := cfg.Budget.take(ctx); err != nil {
-				if errors.Is(err, ErrBudgetExhausted) {
-					rt.BudgetSpent = true
-				} else {
-					rt.Failure = failure.Classify(err)
+		ctl, ok := sw.send(ctx, RoleControl, ttl)
+		if !ok {
+			return rt
+		}
+		test, ok := sw.send(ctx, RoleTest, ttl)
+		if !ok {
+			return rt
+		}
+		if ctl.Outcome == OutcomeData && rt.ServerTTL == 0 {
+			rt.ServerTTL = ttl
+		}
+		if test.Outcome == OutcomeReset {
+			// The server's hop, if not reached yet: the control alone
+			// goes on (it triggers nothing) until the server answers.
+			for next := ttl + 1; rt.ServerTTL == 0 && next <= cfg.MaxTTL; next++ {
+				c, ok := sw.send(ctx, RoleControl, next)
+				if !ok {
+					return rt
 				}
-				rt.decide()
-				return rt
+				if c.Outcome == OutcomeData {
+					rt.ServerTTL = next
+				}
 			}
-			hello := cfg.Hello
-			if role == RoleControl {
-				hello = cfg.ControlHello
-			}
-			try, err := helloTry(ctx, cfg.Dst, hello, ttl, cfg.ReadTimeout)
-			if errors.Is(err, errUnsupported) {
-				rt.Skipped, rt.Reason = SkipNoRecvErr, "not traced: the TTL of a connected socket cannot be set here"
-				return rt
-			}
-			try.Role = role
-			rt.Tries = append(rt.Tries, try)
-			if role == RoleTest && try.Outcome == OutcomeReset {
-				rt.decide()
-				return rt
-			}
+			break
+		}
+		if rt.ServerTTL != 0 {
+			// Both reached the server and the name drew no reset: farther
+			// TTLs reach the same server.
+			break
 		}
 	}
 	rt.decide()
 	return rt
+}
+
+// sweep sends the ClientHellos of one reset trace.
+type sweep struct {
+	cfg   ResetConfig
+	rt    *ResetTrace
+	waits int
+}
+
+// send sends role's ClientHello at ttl and records it; a control that met
+// a residual block is sent again after ResidualWait, up to
+// MaxResidualWaits times a trace. It returns false when the trace ends
+// (the budget, ctx, or a system that cannot set the TTL), rt then
+// decided.
+func (sw *sweep) send(ctx context.Context, role string, ttl int) (ResetTry, bool) {
+	cfg, rt := sw.cfg, sw.rt
+	for {
+		if err := cfg.Budget.take(ctx); err != nil {
+			if errors.Is(err, ErrBudgetExhausted) {
+				rt.BudgetSpent = true
+			} else {
+				rt.Failure = failure.Classify(err)
+			}
+			rt.decide()
+			return ResetTry{}, false
+		}
+		hello := cfg.Hello
+		if role == RoleControl {
+			hello = cfg.ControlHello
+		}
+		try, err := helloTry(ctx, cfg.Dst, hello, ttl, cfg.ReadTimeout)
+		if errors.Is(err, errUnsupported) {
+			rt.Skipped, rt.Reason = SkipNoRecvErr, "not traced: the TTL of a connected socket cannot be set here"
+			return ResetTry{}, false
+		}
+		try.Role = role
+		rt.Tries = append(rt.Tries, try)
+		if role != RoleControl || !residual(try) || cfg.ResidualWait <= 0 || sw.waits >= MaxResidualWaits {
+			return try, true
+		}
+		// A residual block: wait it out, then the control again.
+		sw.waits++
+		if err := sleep(ctx, cfg.ResidualWait); err != nil {
+			rt.Failure = failure.Classify(err)
+			rt.decide()
+			return ResetTry{}, false
+		}
+	}
+}
+
+// residual reports a control try that met what a residual block does:
+// a failed connection, or a reset of the control server name.
+func residual(t ResetTry) bool {
+	return t.Outcome == OutcomeConnectFailed || t.Outcome == OutcomeReset
 }
 
 func (rt *ResetTrace) decide() {
@@ -165,10 +249,16 @@ func DecideReset(tries []ResetTry) ResetTrace {
 	if first == 0 {
 		return ResetTrace{Reason: "no TTL-limited ClientHello drew a reset"}
 	}
-	for _, t := range tries {
-		if t.Role != RoleControl || t.TTL != first {
-			continue
+	// The control's last try at that TTL: an earlier one may have met a
+	// residual block that was then waited out.
+	var ctl *ResetTry
+	for i, t := range tries {
+		if t.Role == RoleControl && t.TTL == first {
+			ctl = &tries[i]
 		}
+	}
+	if ctl != nil {
+		t := *ctl
 		switch t.Outcome {
 		case OutcomeReset:
 			return ResetTrace{Reason: fmt.Sprintf("the control ClientHello is reset too at TTL %d: not triggered by the server name", first)}

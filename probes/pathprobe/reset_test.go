@@ -37,6 +37,13 @@ func TestDecideReset(t *testing.T) {
 			try(4, RoleControl, OutcomeSilence), try(4, RoleTest, OutcomeReset),
 			try(2, RoleControl, OutcomeSilence), try(2, RoleTest, OutcomeReset),
 		}, true, 2, 1, ""},
+		{"a residual block on the control, waited out", []ResetTry{
+			try(1, RoleControl, OutcomeConnectFailed), try(1, RoleControl, OutcomeSilence), try(1, RoleTest, OutcomeSilence),
+			try(2, RoleControl, OutcomeReset), try(2, RoleControl, OutcomeData), try(2, RoleTest, OutcomeReset),
+		}, true, 2, 1, "past hop 1"},
+		{"a residual block that outlasts the waits", []ResetTry{
+			try(1, RoleControl, OutcomeData), try(1, RoleControl, OutcomeConnectFailed), try(1, RoleTest, OutcomeReset),
+		}, false, 0, 0, "residual"},
 		{"no control at the resetting TTL", []ResetTry{
 			try(2, RoleTest, OutcomeReset),
 		}, false, 0, 0, "no control"},

@@ -34,20 +34,11 @@ func callLab(t *testing.T) (measurements.Catalog, *dnsprobe.Resolver) {
 	zone := probetest.Zone{"relay.test": {Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}}
 	text := fmt.Sprintf("[target relay]\ngroup = call\nhost = relay.test\nports = %d\ntransports = udp\nnetworks = 127.0.0.0/8\n\n"+
 		"[target stunpush]\ngroup = push\nhost = relay.test\nports = %d\ntransports = udp\nnetworks = 127.0.0.0/8\n", port, port)
-	srv, err := probetest.StartDNS("127.0.0.1:0", zone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 	cat, err := catalog.Parse("call", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, srv.Addr())
-	}}
-	return cat, &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: system, ListenWindow: -1}
+	return cat, zoneResolver(t, zone)
 }
 
 func TestArrivalStep(t *testing.T) {

@@ -28,6 +28,10 @@ type ConfirmPlan struct {
 	// Traces are TTL-limited traces of UDP endpoints (see TraceRequest);
 	// the runner drops them when NoPathProbes is set.
 	Traces []TraceRequest
+	// ResetTraces and TCPTraces are the path probes of TCP endpoints
+	// (trace_tcp.go); dropped when NoPathProbes is set, like Traces.
+	ResetTraces []ResetTraceRequest
+	TCPTraces   []TCPTraceRequest
 }
 
 // TraceRequest asks for the traces of one UDP endpoint (a STUN endpoint,
@@ -51,6 +55,12 @@ type TraceRequest struct {
 	// same address is that reserved Initial instead of TCP
 	// (payloadFlows).
 	Payload string
+	// Reference, of ReferenceTarget, is another server of Apple's that
+	// TCP reached: when TCP to the test's address finds no destination
+	// (blocked outright), a trace toward it gives the hop that stands in
+	// for the test destination's (see referenceHop).
+	ReferenceTarget string
+	Reference       netip.AddrPort
 }
 
 // ConfirmEndpoint is one endpoint to measure again.
@@ -72,12 +82,15 @@ type PortCheck struct {
 
 // Empty reports whether the plan measures nothing.
 func (p ConfirmPlan) Empty() bool {
-	return len(p.Endpoints) == 0 && len(p.Names) == 0 && len(p.PortChecks) == 0 && len(p.Traces) == 0
+	return len(p.Endpoints) == 0 && len(p.Names) == 0 && len(p.PortChecks) == 0 && len(p.Traces) == 0 &&
+		len(p.ResetTraces) == 0 && len(p.TCPTraces) == 0
 }
 
-// maxTraces bounds the trace requests of a run whatever the plan says;
-// the run's pathprobe budget bounds their probes and time too.
-const maxTraces = 4
+// maxTraces bounds the UDP trace requests of a run whatever the plan
+// says: the analysis asks for at most one per address family of each
+// kind (a silent call endpoint, a silent QUIC endpoint, a payload trace),
+// six in all; the run's pathprobe budget bounds their probes and time too.
+const maxTraces = 6
 
 // maxConfirmSteps bounds the confirmation pass whatever the plan says: the
 // plan comes from what the network answered, and the network must never
@@ -157,12 +170,13 @@ func (s *state) confirm(ctx context.Context, repeat int) error {
 			s.record(ctx, t, repeat, o)
 		})
 	}
-	if len(plan.Traces) > 0 {
+	if len(plan.Traces) > 0 || len(plan.ResetTraces) > 0 || len(plan.TCPTraces) > 0 {
 		budget := pathprobe.NewDefaultBudget() // one per run: every trace shares it
 		for _, tr := range plan.Traces {
 			t := s.target(tr.Target)
 			wg.Go(func() { s.trace(ctx, t, repeat, tr, budget) })
 		}
+		s.traceTCP(ctx, &wg, repeat, plan, budget)
 	}
 	wg.Wait()
 	return nil
@@ -196,9 +210,13 @@ func (s *state) bound(plan ConfirmPlan) ConfirmPlan {
 			ctl := s.target(tr.ControlTarget)
 			if s.target(tr.Target) != nil && tr.Test.IsValid() && tr.Test.Port() > 0 && tr.TCPPort > 0 && tr.TCPPort < 65536 &&
 				len(out.Traces) < maxTraces && (!tr.Control.IsValid() || ctl != nil) {
+				if s.target(tr.ReferenceTarget) == nil || !tr.Reference.IsValid() || tr.Reference.Port() == 0 {
+					tr.ReferenceTarget, tr.Reference = "", netip.AddrPort{}
+				}
 				out.Traces = append(out.Traces, tr)
 			}
 		}
+		s.boundTCP(plan, &out)
 	}
 	return out
 }

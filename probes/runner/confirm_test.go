@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -24,21 +23,12 @@ func refusingCatalog(t *testing.T) (measurements.Catalog, *dnsprobe.Resolver, ne
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := probetest.StartDNS("127.0.0.1:0", probetest.Zone{"refused.test": {Addrs: []netip.Addr{closed.Addr()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 	text := fmt.Sprintf("[target refused]\ngroup = push\nhost = refused.test\nports = %d\ntransports = tcp\nnetworks = 127.0.0.0/8\n", closed.Port())
 	cat, err := catalog.Parse("refused", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, srv.Addr())
-	}}
-	return cat, &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: system, ListenWindow: -1}, closed
+	return cat, zoneResolver(t, probetest.Zone{"refused.test": {Addrs: []netip.Addr{closed.Addr()}}}), closed
 }
 
 func TestConfirmationPass(t *testing.T) {

@@ -42,9 +42,13 @@ func (s *state) trace(ctx context.Context, t *measurements.Target, repeat int, t
 	if !tr.Control.IsValid() || ctx.Err() != nil {
 		return
 	}
+	dest := same.Stop.DestinationHop
+	if dest == 0 {
+		dest = s.referenceHop(ctx, t, repeat, tr, budget)
+	}
 	other := pathprobe.Run(ctx, pathprobe.Config{
 		Test: test, Control: pathprobe.Flow{Network: "udp", Dst: netip.AddrPortFrom(tr.Control, tr.Test.Port()), Payload: ctlPayload}, Budget: budget,
-		DestinationHop: same.Stop.DestinationHop,
+		DestinationHop: dest,
 	})
 	s.recordTrace(ctx, t, repeat, other, tr.ControlTarget)
 }

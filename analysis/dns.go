@@ -288,6 +288,12 @@ func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
 		if verdict == VerdictOK {
 			v.Failure = ""
 			v.Evidence += strings.Join(s.notes, "")
+			if q, cut := j.cutTooSoon(s); cut {
+				// Nothing raced the first response only as far as the
+				// probe listened.
+				v.Verdict, v.Suspected = VerdictInconclusive, MethodDNSInjection
+				v.Evidence += cutEvidence(s, q)
+			}
 		}
 		res.verdict = v
 		return res

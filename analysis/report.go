@@ -16,7 +16,7 @@ const FormatVersion = 1
 // earlier Version (measurements' stored verdicts) are then judged again.
 // TestVersionPinsGolden fails when the golden analyses change and Version
 // does not.
-const Version = 2
+const Version = 3
 
 // Input is what Analyze needs: one run, the catalog targets it measured and
 // every observation it stored.

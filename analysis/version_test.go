@@ -15,6 +15,7 @@ import (
 var goldenDigests = map[int]string{
 	1: "8803976923f7d7513729ab2abac812b34dd6f86bbd84d0781554385642854df5",
 	2: "73c3031c70f25be521fbd5c30a54501cd592d96ef26d692ba51d49483492a920",
+	3: "55b961c46752cd71c00b4125b7f4e545ab23e9349b2cd6b0d815c8f6a4900d9e",
 }
 
 func TestVersionPinsGolden(t *testing.T) {

@@ -152,7 +152,12 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	s := &state{r: r, cancel: cancel, summary: newSummary(), parent: ctx}
+	s := &state{r: r, cancel: cancel, summary: newSummary(), parent: ctx, res: r.Resolver}
+	if s.res == nil {
+		s.res = &dnsprobe.Resolver{}
+	}
+	// The DoH connections the lookups shared end with the run.
+	defer s.res.CloseIdleConnections()
 	parallel := r.Parallel
 	if parallel <= 0 {
 		parallel = DefaultParallel
@@ -189,6 +194,7 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 // state is one Run's shared bookkeeping.
 type state struct {
 	r      *Runner
+	res    *dnsprobe.Resolver // Runner.Resolver or the default
 	parent context.Context
 	cancel context.CancelCauseFunc
 	pool   chan struct{}
@@ -295,12 +301,7 @@ func (s *state) measureAddrs(ctx context.Context, t *measurements.Target, repeat
 
 // resolver is the Runner's resolver, or one with the system and DoH
 // engines only.
-func (s *state) resolver() *dnsprobe.Resolver {
-	if s.r.Resolver != nil {
-		return s.r.Resolver
-	}
-	return &dnsprobe.Resolver{}
-}
+func (s *state) resolver() *dnsprobe.Resolver { return s.res }
 
 // measureEndpointAs runs every step the target asks for on one address
 // and port, in the order the package documentation gives; each, when

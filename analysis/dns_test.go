@@ -220,8 +220,8 @@ func TestDNSRules(t *testing.T) {
 			target: "gsa", verdict: VerdictBlocked, method: MethodDNSInjection,
 		},
 		{
-			name: "a window cut once the first answer agreed with encrypted DNS hides nothing",
-			world: &world{resolve: cutWindows(measurements.ListenCutControlAgrees, nil)},
+			name:   "a window cut once the first answer agreed with encrypted DNS hides nothing",
+			world:  &world{resolve: cutWindows(measurements.ListenCutControlAgrees, nil)},
 			target: "courier-1", verdict: VerdictOK, service: "push", want: VerdictOK,
 		},
 		{

@@ -208,6 +208,22 @@ type DNSAnswer struct {
 	ASOrgName string `json:"as_org_name,omitempty"`
 }
 
+// AnswerAddrs returns the A and AAAA addresses of answers, in order and
+// unmapped, leaving out the records UnusedOffChain marks: the addresses
+// the answer gives its query name.
+func AnswerAddrs(answers []DNSAnswer) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range answers {
+		if a.Type != "A" && a.Type != "AAAA" || a.Unused == UnusedOffChain {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Data); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}
+
 // Why an address of an answer was recorded but not measured.
 const (
 	// UnusedOffChain: the record's owner is neither the query name nor

@@ -43,10 +43,7 @@ func callLab(t *testing.T) (measurements.Catalog, *dnsprobe.Resolver) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, srv.Addr())
-	}}
+	system := systemResolver(srv.Addr())
 	return cat, &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: system, ListenWindow: -1}
 }
 

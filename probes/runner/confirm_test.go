@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -34,10 +33,7 @@ func refusingCatalog(t *testing.T) (measurements.Catalog, *dnsprobe.Resolver, ne
 	if err != nil {
 		t.Fatal(err)
 	}
-	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, srv.Addr())
-	}}
+	system := systemResolver(srv.Addr())
 	return cat, &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: system, ListenWindow: -1}, closed
 }
 

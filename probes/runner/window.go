@@ -63,7 +63,7 @@ func newWindows(t *measurements.Target, lookups *dnsprobe.Lookups, first []*meas
 			control[o.DNS.QueryType] = c
 		}
 		c.answered = true
-		c.addrs = append(c.addrs, answerAddrs(o.DNS.Answers)...)
+		c.addrs = append(c.addrs, measurements.AnswerAddrs(o.DNS.Answers)...)
 	}
 	for _, o := range first {
 		if o.DNS == nil || o.DNS.Engine != measurements.EngineUDP || o.DNS.Rcode != "NOERROR" || o.DNS.Truncated {
@@ -72,7 +72,7 @@ func newWindows(t *measurements.Target, lookups *dnsprobe.Lookups, first []*meas
 		if o.Failure != "" && o.Failure != failure.DNSNoAnswer {
 			continue
 		}
-		addrs := answerAddrs(o.DNS.Answers)
+		addrs := measurements.AnswerAddrs(o.DNS.Answers)
 		c := control[o.DNS.QueryType]
 		if c != nil && c.answered && (len(addrs) > 0 || len(c.addrs) == 0) {
 			var unseen []netip.Addr
@@ -121,19 +121,4 @@ func (w *windows) saw(o *measurements.Observation) {
 		open = append(open, ow)
 	}
 	w.open = open
-}
-
-// answerAddrs are the A and AAAA addresses of answers on the query name's
-// CNAME chain, unmapped: the ones an application could connect to.
-func answerAddrs(answers []measurements.DNSAnswer) []netip.Addr {
-	var out []netip.Addr
-	for _, a := range answers {
-		if a.Type != "A" && a.Type != "AAAA" || a.Unused == measurements.UnusedOffChain {
-			continue
-		}
-		if ip, err := netip.ParseAddr(a.Data); err == nil {
-			out = append(out, ip.Unmap())
-		}
-	}
-	return out
 }

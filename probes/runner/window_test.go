@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http/httptest"
 	"net/netip"
 	"slices"
@@ -59,10 +58,7 @@ func runWindowCase(t *testing.T, resolver, control probetest.ZoneEntry) (a, aaaa
 	if err != nil {
 		t.Fatal(err)
 	}
-	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, dns.Addr())
-	}}
+	system := systemResolver(dns.Addr())
 	rec := &memRecorder{}
 	r := &Runner{
 		Catalog:  cat,

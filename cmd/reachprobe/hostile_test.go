@@ -222,6 +222,12 @@ func storedObservations(t *testing.T, db string) []measurements.Observation {
 	return runs[0].Observations
 }
 
+// floodControlZone is the encrypted control of the flood cases: it
+// answers another address than the flood's first response, as it does
+// when that response is an injector's, so the listening window runs full
+// and the flood fills it.
+var floodControlZone = probetest.Zone{"flood.test": {Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}}}
+
 // TestHostileDNSFlood: an injector floods the listening window with
 // matching 64 KB responses. The run stays bounded, keeps the first few
 // late responses and records the flood's size.
@@ -230,7 +236,7 @@ func TestHostileDNSFlood(t *testing.T) {
 		t.Skip("floods loopback")
 	}
 	genuine := netip.MustParseAddr("127.0.0.1")
-	l := startHostileLab(t, probetest.Zone{"flood.test": {Addrs: []netip.Addr{genuine}}})
+	l := startHostileLab(t, floodControlZone)
 	// 64 KB responses for longer than the listening window.
 	const size, flood = 65000, 1500 * time.Millisecond
 	dnsAddr := startHostileDNS(t, probetest.FloodScript([]netip.Addr{genuine}, size, flood, nil))
@@ -456,7 +462,7 @@ func TestHostileLargeCatalog(t *testing.T) {
 // database it left, the worst of the runs.
 func BenchmarkRunDNSFlood(b *testing.B) {
 	genuine := netip.MustParseAddr("127.0.0.1")
-	l := startHostileLab(b, probetest.Zone{"flood.test": {Addrs: []netip.Addr{genuine}}})
+	l := startHostileLab(b, floodControlZone)
 	dnsAddr := startHostileDNS(b, probetest.FloodScript([]netip.Addr{genuine}, 65000, 1500*time.Millisecond, nil))
 	cat := l.write(b, "flood.catalog", l.oneTarget("flood.test"))
 	var peak, size int64

@@ -420,7 +420,11 @@ func TestHostileLargeCatalog(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 10-second run")
 	}
-	l := startHostileLab(t, probetest.Zone{"*.test": {Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}})
+	// Encrypted DNS answers another address than the resolver, so every
+	// plain lookup listens for its whole window and the run is cut short
+	// by its deadline, a few hundred targets in: what is measured here is
+	// memory while a huge catalog is being measured.
+	l := startHostileLab(t, probetest.Zone{"*.test": {Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}}})
 	zone := startZoneDNS(t, probetest.Zone{"*.test": {Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}})
 
 	huge := l.write(t, "100k.catalog", largeCatalog(100000, l.refusedPort))

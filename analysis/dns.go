@@ -57,20 +57,11 @@ func classifyRcode(rcode, fail string, naddrs int) string {
 }
 
 // answerAddrs returns the A and AAAA addresses of answers, in order,
-// leaving out records off the query name's CNAME chain.
+// leaving out records off the query name's CNAME chain: a record owned by
+// a name off the chain is not the name's address, and the probe never
+// connected to it.
 func answerAddrs(answers []measurements.DNSAnswer) []netip.Addr {
-	var out []netip.Addr
-	for _, a := range answers {
-		// A record owned by a name off the query's CNAME chain is not
-		// the name's address; the probe never connected to it.
-		if a.Type != "A" && a.Type != "AAAA" || a.Unused == measurements.UnusedOffChain {
-			continue
-		}
-		if ip, err := netip.ParseAddr(a.Data); err == nil {
-			out = append(out, ip.Unmap())
-		}
-	}
-	return out
+	return measurements.AnswerAddrs(answers)
 }
 
 func newDNSQuery(o *measurements.Observation) dnsQuery {
@@ -288,6 +279,12 @@ func (j *dnsJudge) judge(s *dnsSummary) dnsResult {
 		if verdict == VerdictOK {
 			v.Failure = ""
 			v.Evidence += strings.Join(s.notes, "")
+			if q, cut := j.cutTooSoon(s); cut {
+				// Nothing raced the first response only as far as the
+				// probe listened.
+				v.Verdict, v.Suspected = VerdictInconclusive, MethodDNSInjection
+				v.Evidence += cutEvidence(s, q)
+			}
 		}
 		res.verdict = v
 		return res

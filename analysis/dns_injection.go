@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/reachprobe/reachprobe/measurements"
 )
 
 // Two responses to one query: an on-path injector racing the resolver
@@ -109,4 +111,48 @@ func (s *dnsSummary) lateAddrs() []netip.Addr {
 		}
 	}
 	return sortedAddrs(out)
+}
+
+// cutTooSoon returns the first of the resolver's queries whose listening
+// window the probe cut short (ListenCut) though its first response is not
+// shown here to be the name's: an answer not consistent with the name, or
+// a denial. A cut is the probe's claim that a later response could only
+// be one applications do not use; where this analysis cannot confirm the
+// claim, the silence after the cut says nothing about an injector racing
+// the resolver, and the name is not judged ok on it. A first response
+// that is the name's, or that has no address, lets no late one make an
+// injection (see injection), so its cut hides nothing.
+func (j *dnsJudge) cutTooSoon(s *dnsSummary) (dnsQuery, bool) {
+	for _, q := range s.resolver {
+		if q.obs.DNS == nil || q.obs.DNS.ListenCut == "" {
+			continue
+		}
+		switch q.outcome {
+		case dnsNoAnswer:
+			continue
+		case dnsAnswer:
+			if !slices.ContainsFunc(q.addrs, func(a netip.Addr) bool { return !j.consistent(s, a) }) {
+				continue
+			}
+		}
+		return q, true
+	}
+	return dnsQuery{}, false
+}
+
+// cutWords words why a query's window was cut, for evidence.
+func cutWords(reason string) string {
+	switch reason {
+	case measurements.ListenCutControlAgrees:
+		return "its first response agreeing with encrypted DNS"
+	case measurements.ListenCutHandshakeVerified:
+		return "a handshake for the name verifying at its addresses"
+	}
+	return "a reason this analysis does not know"
+}
+
+// cutEvidence is what an ok verdict becomes when cutTooSoon found q.
+func cutEvidence(s *dnsSummary, q dnsQuery) string {
+	return fmt.Sprintf("; but the probe stopped listening for a second response to its %s query %s after the first, on %s, which is not borne out here: the first response gave %s, which nothing shows to be %s's, so an injector racing the resolver may have gone unheard",
+		q.qtype, q.obs.DNS.Listened, cutWords(q.obs.DNS.ListenCut), responseText(q.outcome, q.addrs), s.t.Host)
 }

@@ -2,7 +2,9 @@ package analysis
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/reachprobe/reachprobe/measurements"
 )
@@ -218,6 +220,51 @@ func TestDNSRules(t *testing.T) {
 			target: "gsa", verdict: VerdictBlocked, method: MethodDNSInjection,
 		},
 		{
+			name:   "a window cut once the first answer agreed with encrypted DNS hides nothing",
+			world:  &world{resolve: cutWindows(measurements.ListenCutControlAgrees, nil)},
+			target: "courier-1", verdict: VerdictOK, service: "push", want: VerdictOK,
+		},
+		{
+			// A first answer without an address lets no late one make an
+			// injection: the cut hides nothing.
+			name: "a window cut after an answer without an address hides nothing",
+			world: &world{resolve: cutWindows(measurements.ListenCutControlAgrees, func(l *lookup) {
+				if l.t.Name == "control-tls" && l.qtype == "A" {
+					l.answer()
+				}
+			})},
+			target: "control-tls", verdict: VerdictOK,
+		},
+		{
+			name: "an unknown answer heard out to the end of the window is the resolver's",
+			world: &world{resolve: func(l *lookup) {
+				if l.engine == measurements.EngineUDP && l.t.Name == "control-tls" && l.qtype == "A" {
+					l.answer("93.46.8.90")
+				}
+			}},
+			target: "control-tls", verdict: VerdictOK,
+		},
+		{
+			// The probe claims the first answer agreed, but it is nothing
+			// encrypted DNS gave: what raced it was not listened for.
+			name: "a window cut on an answer not shown to be the name's is no evidence against injection",
+			world: &world{resolve: cutWindows(measurements.ListenCutControlAgrees, func(l *lookup) {
+				if l.t.Name == "control-tls" && l.qtype == "A" {
+					l.answer("93.46.8.90")
+				}
+			})},
+			target: "control-tls", verdict: VerdictInconclusive,
+		},
+		{
+			name: "a window cut after a denial is no evidence against injection",
+			world: &world{resolve: cutWindows(measurements.ListenCutHandshakeVerified, func(l *lookup) {
+				if l.t.Group == "identity" && l.qtype == "A" {
+					l.rcode("NXDOMAIN", failDNSNXDomain)
+				}
+			})},
+			target: "gsa", verdict: VerdictInconclusive,
+		},
+		{
 			name: "SERVFAIL in a single try is not enough",
 			world: &world{noConfirm: true, resolve: func(l *lookup) {
 				if l.t.Group == "identity" && l.engine != measurements.EngineDoH {
@@ -270,7 +317,7 @@ func TestDNSRules(t *testing.T) {
 func TestAnswerAddrsLeavesOffChainOut(t *testing.T) {
 	answers := []measurements.DNSAnswer{
 		{Name: "x.test.", Type: "A", Data: "17.0.0.1"},
-		{Name: "victim.test.", Type: "A", Data: "198.51.100.7", Unused: measurements.UnusedOffChain},
+		{Name: "victim.test.", Type: "A", Data: "93.46.8.90", Unused: measurements.UnusedOffChain},
 		{Name: "x.test.", Type: "A", Data: "17.0.0.2", Unused: measurements.UnusedOverCap},
 		{Name: "x.test.", Type: "CNAME", Data: "y.test."},
 	}
@@ -278,5 +325,36 @@ func TestAnswerAddrsLeavesOffChainOut(t *testing.T) {
 	want := []netip.Addr{netip.MustParseAddr("17.0.0.1"), netip.MustParseAddr("17.0.0.2")}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("answerAddrs = %v, want %v: the name's answers, measured or over the cap, not another name's", got, want)
+	}
+}
+
+// cutWindows is a resolve hook that gives every plain UDP lookup a window
+// cut for reason after 9 ms, after then (when set) rewrites the lookup.
+func cutWindows(reason string, then func(l *lookup)) func(l *lookup) {
+	return func(l *lookup) {
+		if l.engine != measurements.EngineUDP {
+			return
+		}
+		if then != nil {
+			then(l)
+		}
+		l.o.DNS.ListenCut, l.o.DNS.Listened = reason, 9*time.Millisecond
+	}
+}
+
+func TestCutWindowEvidence(t *testing.T) {
+	rep := Analyze((&world{resolve: cutWindows(measurements.ListenCutControlAgrees, func(l *lookup) {
+		if l.t.Name == "control-tls" && l.qtype == "A" {
+			l.answer("93.46.8.90")
+		}
+	})}).build())
+	d := dnsVerdictOf(t, rep, "control-tls")
+	for _, want := range []string{"stopped listening", "9ms", "agreeing with encrypted DNS", "93.46.8.90", "may have gone unheard"} {
+		if !strings.Contains(d.Evidence, want) {
+			t.Errorf("evidence %q lacks %q", d.Evidence, want)
+		}
+	}
+	if d.Suspected != MethodDNSInjection {
+		t.Errorf("suspected %q, want %q", d.Suspected, MethodDNSInjection)
 	}
 }

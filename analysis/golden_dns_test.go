@@ -215,6 +215,31 @@ func dnsQuirkScenarios() []scenario {
 			}}
 		}, want: expectation{network: "ok", services: allOK("push", "blocked"), methods: map[string]string{"push": MethodDNSBogon},
 			apps: map[string]string{"imessage": "blocked", "facetime": "blocked"}}},
+		{name: "honest_windows_cut_early", world: func() *world {
+			// The probe stopped listening for late responses as soon as
+			// each first answer agreed with encrypted DNS, or (the
+			// identity names, whose resolver gives another server of
+			// Apple's) a handshake verified there.
+			return &world{resolve: cutWindows(measurements.ListenCutControlAgrees, func(l *lookup) {
+				if l.t.Group == "identity" && l.qtype == "A" {
+					l.answer("17.32.196.40")
+					l.o.DNS.ListenCut = measurements.ListenCutHandshakeVerified
+				}
+			}), step: func(s *stepCtx) {
+				if s.addr == netip.MustParseAddr("17.32.196.40") {
+					serveAsReal(s)
+				}
+			}}
+		}, want: expectation{network: "ok", services: allOK(), apps: working, noBlocked: true}},
+		{name: "honest_window_cut_unconfirmed", world: func() *world {
+			// A cut the analysis cannot bear out: a control name's first
+			// answer is nothing encrypted DNS gave. Not blocked, not ok.
+			return &world{resolve: cutWindows(measurements.ListenCutControlAgrees, func(l *lookup) {
+				if l.t.Name == "control-tls" && l.qtype == "A" {
+					l.answer("93.46.8.90")
+				}
+			})}
+		}, want: expectation{network: oneOfNet, services: allOK(), apps: working, noBlocked: true}},
 	}
 }
 

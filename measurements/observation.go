@@ -142,9 +142,36 @@ type DNSDetails struct {
 	Late             []DNSResponse `json:"late,omitempty"`
 	LateDropped      int           `json:"late_dropped,omitempty"`
 	LateDroppedBytes int64         `json:"late_dropped_bytes,omitempty"`
+	// Listened is how long a plain UDP lookup listened for late responses
+	// after the first one. ListenCut, when set, says why it stopped
+	// before its listening window ran out (ListenCut* constants): the
+	// first response was shown to be the name's, so a response after it
+	// could only be one applications do not use. Empty ListenCut with a
+	// first response means the window ran full (every observation stored
+	// before windows could be cut), so a late response arriving in it
+	// would be in Late.
+	Listened  time.Duration `json:"listened,omitempty"`
+	ListenCut string        `json:"listen_cut,omitempty"`
 	// RawResponse is the first response in wire format, when there was one.
 	RawResponse []byte `json:"raw_response,omitempty"`
 }
+
+// Why a plain lookup stopped listening for late responses before its
+// window ran out (DNSDetails.ListenCut). An on-path injector racing the
+// resolver makes the first response the forged one, and neither reason
+// can hold for a forged answer: so a window is never cut on the race an
+// injector wins, and the genuine answer behind a forged one is still
+// heard.
+const (
+	// ListenCutControlAgrees: the first response gave what the encrypted
+	// control (DoH) gave for the same query type: addresses all among the
+	// control's, or no address where the control has none either.
+	ListenCutControlAgrees = "control_agrees"
+	// ListenCutHandshakeVerified: every address of the first response
+	// the control did not give is one where a handshake for the target's
+	// server name verified.
+	ListenCutHandshakeVerified = "handshake_verified"
+)
 
 // MaxLateResponses is how many late responses to one query a lookup keeps
 // whole. An injector and the genuine resolver make two; a few more show a
@@ -179,6 +206,22 @@ type DNSAnswer struct {
 	// server's network (Apple's AS714 and AS6185) from a stranger's.
 	ASN       uint   `json:"asn,omitempty"`
 	ASOrgName string `json:"as_org_name,omitempty"`
+}
+
+// AnswerAddrs returns the A and AAAA addresses of answers, in order and
+// unmapped, leaving out the records UnusedOffChain marks: the addresses
+// the answer gives its query name.
+func AnswerAddrs(answers []DNSAnswer) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range answers {
+		if a.Type != "A" && a.Type != "AAAA" || a.Unused == UnusedOffChain {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Data); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
 }
 
 // Why an address of an answer was recorded but not measured.

@@ -45,19 +45,21 @@ type answerService struct {
 // run wrote, named in the commands suggested next. A run that cannot be
 // judged is a warning: the measurements are stored, and the run's exit
 // code says how measuring went.
-func tellVerdicts(ctx context.Context, env *environ, log *eventLog, store *measurements.Store, dbPath string, runID int64, summary *runner.Summary, show bool) {
+// It returns the report, and whether it judged the run, so that the
+// run's verdicts are kept without judging it again.
+func tellVerdicts(ctx context.Context, env *environ, log *eventLog, store *measurements.Store, dbPath string, runID int64, summary *runner.Summary, show bool) (analysis.Report, bool) {
 	if !show && !log.json() {
-		return
+		return analysis.Report{}, false
 	}
 	run, err := store.Run(ctx, runID)
 	if err != nil {
 		log.warn(fmt.Sprintf("run %d cannot be judged: %v; \"reachprobe analyze %d\" may say more", runID, err, runID))
-		return
+		return analysis.Report{}, false
 	}
 	rv, err := judgeRun(ctx, store, run)
 	if err != nil {
 		log.warn(fmt.Sprintf("run %d cannot be judged: %v", runID, err))
-		return
+		return analysis.Report{}, false
 	}
 	rep := rv.Report
 	log.event("verdicts", verdictsEvent(rep)...)
@@ -68,6 +70,7 @@ func tellVerdicts(ctx context.Context, env *environ, log *eventLog, store *measu
 		// issuer), so nothing reaches the terminal unescaped.
 		io.WriteString(env.stdout, escapeForTerminal(b.String()))
 	}
+	return rep, true
 }
 
 // verdictsEvent is the "verdicts" event's fields.

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/reachprobe/reachprobe/analysis"
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/catalog"
 	"github.com/reachprobe/reachprobe/probes/dnsprobe"
@@ -240,12 +241,15 @@ func cmdRun(ctx context.Context, env *environ, args []string) error {
 	if result == nil && o.pruneOlderThan > 0 {
 		result = pruneDatabase(ctx, env, store, log, time.Duration(o.pruneOlderThan), false, show)
 	}
+	judged := map[int64]analysis.Report{}
 	if !errors.Is(runErr, runner.ErrRecord) {
-		tellVerdicts(ctx, env, log, store, dbPath, runID, summary, show)
+		if rep, ok := tellVerdicts(ctx, env, log, store, dbPath, runID, summary, show); ok {
+			judged[runID] = rep
+		}
 	}
 	if result == nil {
 		// The history reads these instead of judging each run again.
-		if _, err := keepVerdicts(ctx, store); err != nil {
+		if _, err := keepVerdicts(ctx, store, judged); err != nil {
 			log.warn(fmt.Sprintf("keeping the runs' verdicts for the history: %v", err))
 		}
 	}

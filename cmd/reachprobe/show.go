@@ -259,6 +259,9 @@ func result(o *measurements.Observation) string {
 		if len(o.DNS.Late) > 0 {
 			s += fmt.Sprintf(" (+%d late responses)", len(o.DNS.Late))
 		}
+		if o.DNS.ListenCut != "" {
+			s += fmt.Sprintf(" (listened %s: %s)", o.DNS.Listened.Round(time.Millisecond), listenCutWords(o.DNS.ListenCut))
+		}
 		return s
 	case o.TLS != nil:
 		return fmt.Sprintf("ok %s %s alpn=%s verified=%v", o.TLS.TLSVersion, o.TLS.CipherSuite, o.TLS.NegotiatedProtocol, o.TLS.Verified)
@@ -362,4 +365,16 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		pos, args = append(pos, args[0]), args[1:]
 	}
+}
+
+// listenCutWords says why a plain lookup stopped listening early, for
+// show.
+func listenCutWords(cut string) string {
+	switch cut {
+	case measurements.ListenCutControlAgrees:
+		return "the first answer agrees with encrypted DNS"
+	case measurements.ListenCutHandshakeVerified:
+		return "a handshake verified at the first answer"
+	}
+	return "cut short"
 }

@@ -41,8 +41,11 @@ func decodeVerdicts(run measurements.Run, doc []byte) (analysis.RunVerdicts, err
 
 // keepVerdicts judges every finished run of store without verdicts kept
 // under analysis.Version and keeps them, and returns how many it judged.
-// A run that cannot be judged is skipped: a history judges it again.
-func keepVerdicts(ctx context.Context, store *measurements.Store) (int, error) {
+// judged holds reports already made of runs by their ID (the run that
+// just ended, when its verdicts were told), used instead of judging those
+// again. A run that cannot be judged is skipped: a history judges it
+// again.
+func keepVerdicts(ctx context.Context, store *measurements.Store, judged map[int64]analysis.Report) (int, error) {
 	runs, err := store.RunsToJudge(ctx, analysis.Version)
 	if err != nil {
 		return 0, err
@@ -52,9 +55,11 @@ func keepVerdicts(ctx context.Context, store *measurements.Store) (int, error) {
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
-		rep, err := analyzeRun(ctx, store, r)
-		if err != nil {
-			continue
+		rep, ok := judged[r.ID]
+		if !ok {
+			if rep, err = analyzeRun(ctx, store, r); err != nil {
+				continue
+			}
 		}
 		doc, err := encodeVerdicts(r, rep)
 		if err != nil {

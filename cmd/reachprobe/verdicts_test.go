@@ -40,11 +40,11 @@ func TestKeptVerdicts(t *testing.T) {
 	}
 	judged := analyze()
 
-	n, err := keepVerdicts(ctx, store)
+	n, err := keepVerdicts(ctx, store, nil)
 	if err != nil || n != len(ids) {
 		t.Fatalf("keepVerdicts = %d, %v; want %d runs judged", n, err, len(ids))
 	}
-	if n, err := keepVerdicts(ctx, store); err != nil || n != 0 {
+	if n, err := keepVerdicts(ctx, store, nil); err != nil || n != 0 {
 		t.Errorf("keepVerdicts again = %d, %v; want 0: every run has its verdicts", n, err)
 	}
 	if got := analyze(); !bytes.Equal(got, judged) {
@@ -112,7 +112,7 @@ func TestKeptVerdictsHTML(t *testing.T) {
 		return b.Bytes()
 	}
 	judged := page(nil)
-	if _, err := keepVerdicts(ctx, store); err != nil {
+	if _, err := keepVerdicts(ctx, store, nil); err != nil {
 		t.Fatal(err)
 	}
 	kept, err := store.RunVerdicts(ctx, analysis.Version, time.Time{})
@@ -121,5 +121,41 @@ func TestKeptVerdictsHTML(t *testing.T) {
 	}
 	if got := page(kept); !bytes.Equal(got, judged) {
 		t.Errorf("the page with kept verdicts differs from the page judging every run")
+	}
+}
+
+// TestKeepVerdictsUsesTheReportGiven: the report "run" made to tell a
+// run's verdicts is the one kept, not judged a second time; the other runs
+// are judged.
+func TestKeepVerdictsUsesTheReportGiven(t *testing.T) {
+	ctx := t.Context()
+	store, err := measurements.Open(ctx, filepath.Join(t.TempDir(), "reachprobe.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	told := addReportRun(t, store, now.Add(-time.Hour), measurements.RunComplete)
+	other := addReportRun(t, store, now.Add(-2*time.Hour), measurements.RunComplete)
+	run, err := store.Run(ctx, told)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := analyzeRun(ctx, store, run)
+	if err != nil || len(rep.Services) == 0 {
+		t.Fatalf("judging run %d: %v, %d services", told, err, len(rep.Services))
+	}
+	// A mark no judgment of the run makes, to see which report is kept.
+	rep.Services[0].Verdict = "the report told"
+	if n, err := keepVerdicts(ctx, store, map[int64]analysis.Report{told: rep}); err != nil || n != 2 {
+		t.Fatalf("keepVerdicts = %d, %v; want both runs kept", n, err)
+	}
+	kept, err := store.RunVerdicts(ctx, analysis.Version, now.Add(-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[int64]bool{told: true, other: false} {
+		if got := bytes.Contains(kept[id], []byte("the report told")); got != want || len(kept[id]) == 0 {
+			t.Errorf("run %d: kept verdicts hold the told report's mark: %v, want %v", id, got, want)
+		}
 	}
 }

@@ -68,7 +68,7 @@ func BenchmarkYear(b *testing.B) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	n, err := keepVerdicts(b.Context(), store)
+	n, err := keepVerdicts(b.Context(), store, nil)
 	store.Close()
 	if err != nil || n == 0 {
 		b.Fatalf("keepVerdicts = %d, %v", n, err)

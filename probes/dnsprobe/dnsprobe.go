@@ -33,6 +33,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -68,9 +69,9 @@ type Resolver struct {
 	// System is the resolver of the system engine; nil means
 	// net.DefaultResolver.
 	System *net.Resolver
-	// HTTPClient makes DoH requests; nil means a new client per lookup
-	// that verifies servers against RootCAs and uses no proxy. When set,
-	// RootCAs is not used.
+	// HTTPClient makes DoH requests; nil means a client the Resolver's
+	// lookups share (see CloseIdleConnections), which verifies servers
+	// against RootCAs and uses no proxy. When set, RootCAs is not used.
 	HTTPClient *http.Client
 	// RootCAs verify DoH servers when HTTPClient is nil; nil means the
 	// system roots.
@@ -78,6 +79,9 @@ type Resolver struct {
 	// ListenWindow is how long plain DNS keeps listening after the first
 	// response; 0 means DefaultListenWindow, a negative value not at all.
 	ListenWindow time.Duration
+
+	dohMu sync.Mutex
+	doh   *http.Client // the shared DoH client, made on first use
 }
 
 func (r *Resolver) listenWindow() time.Duration {

@@ -56,18 +56,7 @@ func (r *Resolver) exchangeDoH(ctx context.Context, url string, query *dns.Msg) 
 	}
 	req.Header.Set("Content-Type", dohMediaType)
 	req.Header.Set("Accept", dohMediaType)
-	client := r.HTTPClient
-	if client == nil {
-		t := r.dohTransport()
-		defer t.CloseIdleConnections()
-		client = &http.Client{
-			Transport: t,
-			// A redirect is reported as the server's answer (non-200),
-			// not followed somewhere else.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	resp, err := client.Do(req)
+	resp, err := r.dohClient().Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,10 +78,53 @@ func (r *Resolver) exchangeDoH(ctx context.Context, url string, query *dns.Msg) 
 	return msg, raw, nil
 }
 
+// dohConnsPerServer bounds the connections the lookups of a Resolver
+// open to one DoH server: a run starts dozens of lookups at once, and a
+// TLS handshake each cost a clean run most of its time. HTTP/2
+// multiplexes the lookups over these; over HTTP/1.1 they take turns, a
+// round trip each, well inside DoHTimeout.
+const dohConnsPerServer = 4
+
+// dohIdleTimeout closes a shared DoH connection left idle that long: one a
+// lookup dialled but another connection served, which CloseIdleConnections
+// at the end of a run can miss while its handshake is still going.
+const dohIdleTimeout = 30 * time.Second
+
 // maxDoHHeaderBytes caps the status line and headers of a DoH response. A
 // DoH server's headers are a few hundred bytes; 16 KB leaves room for any
 // CDN's cookies and keeps a hostile server's megabytes out of memory.
 const maxDoHHeaderBytes = 16 << 10
+
+// dohClient is HTTPClient, or the client the Resolver's DoH lookups
+// share: one connection per DoH server, made by the first lookup and
+// reused (HTTP/2) by the others, as a browser does, rather than a TLS
+// handshake per lookup. It stays open until CloseIdleConnections.
+func (r *Resolver) dohClient() *http.Client {
+	if r.HTTPClient != nil {
+		return r.HTTPClient
+	}
+	r.dohMu.Lock()
+	defer r.dohMu.Unlock()
+	if r.doh == nil {
+		r.doh = &http.Client{
+			Transport: r.dohTransport(),
+			// A redirect is reported as the server's answer (non-200),
+			// not followed somewhere else.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return r.doh
+}
+
+// CloseIdleConnections closes the DoH connections the Resolver's lookups
+// left open for the next ones (not those of HTTPClient).
+func (r *Resolver) CloseIdleConnections() {
+	r.dohMu.Lock()
+	defer r.dohMu.Unlock()
+	if r.doh != nil {
+		r.doh.CloseIdleConnections()
+	}
+}
 
 // dohTransport is the transport of a DoH lookup without HTTPClient: no
 // proxy (a proxy would change the path measured), RootCAs for trust.
@@ -102,6 +134,8 @@ func (r *Resolver) dohTransport() *http.Transport {
 		DialContext:       (&net.Dialer{}).DialContext,
 		TLSClientConfig:   &tls.Config{RootCAs: r.RootCAs, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2: true,
+		MaxConnsPerHost:   dohConnsPerServer,
+		IdleConnTimeout:   dohIdleTimeout,
 		// net/http's default allows 10 MB of status line and headers,
 		// which a hostile server fills.
 		MaxResponseHeaderBytes: maxDoHHeaderBytes,

@@ -5,10 +5,13 @@ import (
 	"crypto/x509"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/reachprobe/reachprobe/measurements"
@@ -94,4 +97,57 @@ func TestLookupDoH(t *testing.T) {
 func clientTrusting(pool *x509.CertPool) *http.Client {
 	r := &Resolver{RootCAs: pool}
 	return &http.Client{Transport: r.dohTransport()}
+}
+
+// TestDoHLookupsShareAConnection checks that a Resolver's DoH lookups
+// share connections to the server, not a TLS handshake each, and that
+// CloseIdleConnections closes them.
+func TestDoHLookupsShareAConnection(t *testing.T) {
+	var mu sync.Mutex
+	conns := map[http.ConnState]int{}
+	srv := httptest.NewUnstartedServer(probetest.NewDoHHandler(testZone()))
+	srv.EnableHTTP2 = true
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		conns[st]++
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	r := &Resolver{RootCAs: pool}
+	var wg sync.WaitGroup
+	for _, host := range []string{"v4only.test", "courier.push.test", "nx.test", "v4only.test"} {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			wg.Go(func() {
+				if o := r.LookupDoH(context.Background(), srv.URL+"/dns-query", host, qt); o.DNS.Rcode == "" {
+					t.Errorf("%s %d: no response (%s)", host, qt, o.Failure)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	mu.Lock()
+	opened := conns[http.StateNew]
+	mu.Unlock()
+	if opened < 1 || opened > dohConnsPerServer {
+		t.Errorf("8 lookups opened %d connections, want them shared over at most %d", opened, dohConnsPerServer)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		// A connection whose handshake ends after the lookups did goes
+		// idle only then.
+		r.CloseIdleConnections()
+		mu.Lock()
+		closed := conns[http.StateClosed]
+		mu.Unlock()
+		if closed == opened || time.Now().After(deadline) {
+			if closed != opened {
+				t.Errorf("after CloseIdleConnections %d of %d connections are closed", closed, opened)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

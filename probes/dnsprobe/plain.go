@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -29,31 +30,118 @@ var aLongTimeAgo = time.Unix(1, 0)
 // when no response comes the lookup ends with generic_timeout_error after
 // LookupTimeout or at ctx's deadline, whichever is first. When the first
 // response is truncated, the same query over TCP adds a second
-// observation, Engine "tcp".
+// observation, Engine "tcp". LookupPlain listens for the whole window;
+// Start's lookups can end it early.
 func (r *Resolver) LookupPlain(ctx context.Context, server, host string, qtype uint16) []*measurements.Observation {
-	obs := newObservation(host, measurements.EngineUDP, server, "udp", qtype)
-	query := newQuery(host, qtype)
-	obs.DNS.TransactionID = query.Id
-	var tcp chan *measurements.Observation
-	r.exchangeUDP(ctx, obs, server, query, func(first *dns.Msg) {
-		if !first.Truncated {
-			return
-		}
-		// Over TCP while the UDP socket keeps listening, so the
-		// fallback does not add the listening window to the lookup.
-		tcp = make(chan *measurements.Observation, 1)
-		go func() { tcp <- r.lookupTCP(ctx, server, host, qtype) }()
-	})
-	out := []*measurements.Observation{obs}
-	if tcp != nil {
-		out = append(out, <-tcp)
+	p := r.startPlain(ctx, server, host, qtype)
+	<-p.done
+	return p.observations()
+}
+
+// plainLookup is one plain query in flight: its first response comes
+// first (with the TCP lookup a truncated one brings), its listening
+// window after.
+type plainLookup struct {
+	obs *measurements.Observation
+	tcp *measurements.Observation // set before first closes, after truncation
+	win window
+	// first closes once obs holds the first response (or the failure)
+	// and any TCP lookup is done; done once the listening is over too and
+	// obs holds the late responses.
+	first, done chan struct{}
+}
+
+// observations are the lookup's observations: UDP, then TCP if any.
+func (p *plainLookup) observations() []*measurements.Observation {
+	out := []*measurements.Observation{p.obs}
+	if p.tcp != nil {
+		out = append(out, p.tcp)
 	}
 	return out
 }
 
+// startPlain starts a plain lookup (see LookupPlain) and returns at once.
+func (r *Resolver) startPlain(ctx context.Context, server, host string, qtype uint16) *plainLookup {
+	p := &plainLookup{
+		obs:   newObservation(host, measurements.EngineUDP, server, "udp", qtype),
+		first: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	query := newQuery(host, qtype)
+	p.obs.DNS.TransactionID = query.Id
+	go func() {
+		defer close(p.done)
+		answered := false
+		r.exchangeUDP(ctx, p.obs, server, query, &p.win, func(first *dns.Msg) {
+			answered = true
+			if !first.Truncated {
+				close(p.first)
+				return
+			}
+			// Over TCP while the UDP socket keeps listening, so the
+			// fallback does not add the listening window to the lookup.
+			go func() {
+				p.tcp = r.lookupTCP(ctx, server, host, qtype)
+				close(p.first)
+			}()
+		})
+		if !answered {
+			close(p.first)
+		}
+		<-p.first // the TCP lookup, if any, is part of the lookup
+	}()
+	return p
+}
+
+// window is the listening window of one plain query, which another
+// goroutine may end early (end).
+type window struct {
+	mu   sync.Mutex
+	conn net.Conn // while listening
+	cut  string   // why the window was ended early
+	at   time.Time
+	over bool
+}
+
+// end ends the window now for reason, unless it is over.
+func (w *window) end(reason string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.over || w.cut != "" {
+		return
+	}
+	w.cut, w.at = reason, time.Now()
+	if w.conn != nil {
+		_ = w.conn.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// listen arms the window on conn until deadline; false when it was
+// ended before it began.
+func (w *window) listen(conn net.Conn, deadline time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cut != "" {
+		return false
+	}
+	w.conn = conn
+	_ = conn.SetReadDeadline(deadline)
+	return true
+}
+
+// close marks the window over and returns why it was cut ("" when it
+// ran out or ctx ended) and when.
+func (w *window) close() (string, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.over, w.conn = true, nil
+	return w.cut, w.at
+}
+
 // exchangeUDP sends query to server, fills obs from the first response
-// and calls onFirst with it, then listens for late responses.
-func (r *Resolver) exchangeUDP(ctx context.Context, obs *measurements.Observation, server string, query *dns.Msg, onFirst func(*dns.Msg)) {
+// and calls onFirst with it, then listens for late responses until the
+// window runs out or win is ended.
+func (r *Resolver) exchangeUDP(ctx context.Context, obs *measurements.Observation, server string, query *dns.Msg, win *window, onFirst func(*dns.Msg)) {
 	started := time.Now()
 	wire, err := query.Pack()
 	if err != nil {
@@ -86,20 +174,49 @@ func (r *Resolver) exchangeUDP(ctx context.Context, obs *measurements.Observatio
 		return
 	}
 	recordFirst(obs, query, first, raw)
-	onFirst(first)
-
 	window := r.listenWindow()
 	if window <= 0 {
+		win.close()
+		onFirst(first)
 		return
 	}
-	deadline := time.Now().Add(window)
-	for {
-		resp, raw, err := readResponse(ctx, conn, buf, query, deadline)
-		if err != nil {
-			return // the window closed, or ctx ended: nothing more to record
-		}
-		addLate(obs.DNS, query.Question[0].Name, resp, raw, time.Since(sent))
+	// The late responses are kept apart until the window is over: the
+	// caller reads obs meanwhile.
+	late := &measurements.DNSDetails{}
+	qname := query.Question[0].Name
+	listening := time.Now()
+	deadline := listening.Add(window)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
 	}
+	armed := win.listen(conn, deadline)
+	onFirst(first)
+	// Checked after arming: a cancellation that fired before is seen
+	// here, one after it ends the read.
+	for armed && ctx.Err() == nil {
+		n, err := conn.Read(buf)
+		if err != nil {
+			break // the window ran out or was ended, or ctx ended
+		}
+		if resp, ok := parseResponse(query, buf[:n]); ok {
+			addLate(late, qname, resp, buf[:n], time.Since(sent))
+		}
+	}
+	cut, at := win.close()
+	ended := time.Now()
+	if cut != "" && ctx.Err() == nil {
+		ended = at
+		// What arrived before the cut and is still queued is heard too.
+		_ = conn.SetReadDeadline(time.Time{})
+		drain(conn, buf, func(b []byte) {
+			if resp, ok := parseResponse(query, b); ok {
+				addLate(late, qname, resp, b, time.Since(sent))
+			}
+		})
+	}
+	obs.DNS.Late, obs.DNS.LateDropped, obs.DNS.LateDroppedBytes = late.Late, late.LateDropped, late.LateDroppedBytes
+	obs.DNS.Listened = max(ended.Sub(listening), 0)
+	obs.DNS.ListenCut = cut
 }
 
 // addLate records a late response in d: whole while d holds fewer than

@@ -60,12 +60,23 @@ func (l *lab) lyingResolver(zone probetest.Zone) {
 // InjectedAddr ahead of the real resolver (see Injector).
 func (l *lab) injectDNS(suffix string) {
 	l.t.Helper()
-	// Hold the genuine query back: the same match as the injector's,
-	// the name in wire format followed by type A (00 01).
-	wire := dnsWireName(suffix)
-	l.forward("-i", censorLANIface, "-p", "udp", "--dport", "53", "-m", "string", "--algo", "bm",
-		"--hex-string", wire[:len(wire)-1]+" 00 01|", "-j", "DROP")
-	l.start(l.censor, RoleInjector, InjectorConfig{Interface: censorLANIface, Suffix: suffix, Forged: InjectedAddr})
+	l.injectDNSWith(InjectorConfig{Suffix: suffix})
+}
+
+// injectDNSWith runs an injector configured by cfg (its interface and
+// forged address filled in): ahead of the real resolver, or behind it
+// when cfg.ForgeAfter is set.
+func (l *lab) injectDNSWith(cfg InjectorConfig) {
+	l.t.Helper()
+	if cfg.ForgeAfter == 0 {
+		// Hold the genuine query back: the same match as the
+		// injector's, the name in wire format followed by type A (00 01).
+		wire := dnsWireName(cfg.Suffix)
+		l.forward("-i", censorLANIface, "-p", "udp", "--dport", "53", "-m", "string", "--algo", "bm",
+			"--hex-string", wire[:len(wire)-1]+" 00 01|", "-j", "DROP")
+	}
+	cfg.Interface, cfg.Forged = censorLANIface, InjectedAddr
+	l.start(l.censor, RoleInjector, cfg)
 }
 
 // intercept sends TCP 443 to the addresses of prefix to a TLS middlebox

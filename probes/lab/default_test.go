@@ -28,7 +28,7 @@ var labReportDir = flag.String("lab-report-dir", "", "write the HTML report of e
 // memory of each; the figures are reported, not asserted.
 // defaultCatalogPlan skips t where the lab cannot run and returns the
 // lab's plan for the embedded default catalog.
-func defaultCatalogPlan(t *testing.T) *Plan {
+func defaultCatalogPlan(t testing.TB) *Plan {
 	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)

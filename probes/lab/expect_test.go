@@ -185,7 +185,14 @@ type sign struct {
 	answer string
 	// late, for DNS, requires a late response to the same query.
 	late bool
+	// window, for a plain DNS lookup, is how its listening window must
+	// have ended: windowFull, or the ListenCut it was cut for; "" for
+	// either.
+	window string
 }
+
+// windowFull is the sign's window of a listening window that ran out.
+const windowFull = "full"
 
 func (s sign) String() string {
 	target := s.target
@@ -202,6 +209,9 @@ func (s sign) String() string {
 	}
 	if s.late {
 		d += " with a late response"
+	}
+	if s.window != "" {
+		d += " with its listening window " + s.window
 	}
 	return d
 }
@@ -236,6 +246,16 @@ func (s sign) matches(o *measurements.Observation) bool {
 	}
 	if s.late && (o.DNS == nil || len(o.DNS.Late) == 0) {
 		return false
+	}
+	if s.window != "" {
+		if o.DNS == nil {
+			return false
+		}
+		ended := o.DNS.ListenCut
+		if ended == "" {
+			ended = windowFull
+		}
+		return ended == s.window
 	}
 	return true
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/reachprobe/reachprobe/measurements"
 	"github.com/reachprobe/reachprobe/probes/probetest"
@@ -17,10 +18,25 @@ import (
 // censor's: nothing may be called blocked in any of them. And the censor
 // beside them that must still be caught.
 
-// secondUpstreamAddr is what a router's second upstream answers for the
-// push names: another server of the fake internet, whose certificate
-// verifies for every name, as a CDN edge's would.
+// secondUpstreamAddr is another server of the fake internet, whose
+// certificate verifies for every name, as a CDN edge's would: what a
+// resolver other than the encrypted control answers for the push names.
 const secondUpstreamAddr = "104.16.124.200"
+
+// thirdUpstreamAddr is yet another such server.
+const thirdUpstreamAddr = "104.16.124.201"
+
+// lostRaceDelay is how far behind the first answer a censor's forged one
+// comes in the scenarios where it loses the race: long after the
+// evidence ends the listening window, well inside the full window
+// (dnsprobe.DefaultListenWindow), where a probe that listened on would
+// record it.
+const lostRaceDelay = 600 * time.Millisecond
+
+// slowReleaseDelay is how long the injector of
+// dns-injection-slow-release-push holds the genuine query after its forged
+// answer: a genuine answer far behind, still inside the full window.
+const slowReleaseDelay = 400 * time.Millisecond
 
 // useLANResolver points the client's resolver at the censor's LAN
 // address, a resolver inside the volunteer's own network, as a Pi-hole
@@ -45,15 +61,20 @@ func init() {
 			name: "honest-two-upstreams",
 			censor: func(l *lab) {
 				// The router forwards each query to two resolvers and
-				// relays both answers: the true one first, the other's
-				// later.
+				// relays both answers, a millisecond apart: each gives a
+				// CDN server of the name's, not the encrypted control's
+				// address. The listening window ends only when a
+				// handshake verifies at the first answer, so the second
+				// is heard.
 				l.lyingResolver(l.lyingZone(l.plan.Hosts(push), func(_ string, e *probetest.ZoneEntry) {
+					e.Addrs = []netip.Addr{netip.MustParseAddr(secondUpstreamAddr)}
 					e.Behavior = probetest.DNSSecondLate
-					e.Forged = []netip.Addr{netip.MustParseAddr(secondUpstreamAddr)}
+					e.Forged = []netip.Addr{netip.MustParseAddr(thirdUpstreamAddr)}
+					e.ForgeDelay = time.Millisecond
 				}))
 			},
 			signs: []sign{
-				{target: "courier-1", kind: "dns/udp", result: "ok", answer: "17.57.144.21", late: true},
+				{target: "courier-1", kind: "dns/udp", result: "ok", answer: secondUpstreamAddr, late: true, window: measurements.ListenCutHandshakeVerified},
 				{target: "courier-1", kind: "tls", port: 5223, result: "ok"},
 			},
 			want: want{
@@ -63,9 +84,75 @@ func init() {
 				dns: map[string]dnsWant{
 					// A handshake for the name verified at the late
 					// address: it is the name's too.
-					"courier-1": {verdict: verdictOK, late: secondUpstreamAddr, words: "verified there"},
-					"api-push":  {verdict: verdictOK, late: secondUpstreamAddr, words: "verified there"},
+					"courier-1": {verdict: verdictOK, late: thirdUpstreamAddr, words: "verified there"},
+					"api-push":  {verdict: verdictOK, late: thirdUpstreamAddr, words: "verified there"},
 				},
+			},
+		},
+		scenario{
+			name: "dns-injection-lost-race-push",
+			censor: func(l *lab) {
+				// An on-path injector too slow to win: the resolver's
+				// answer, which encrypted DNS's agrees with, comes first,
+				// the forged one long after. Applications use the first:
+				// nothing is blocked, and the probe stops listening once
+				// the control agrees.
+				l.injectDNSWith(InjectorConfig{Suffix: "push.apple.com", ForgeAfter: lostRaceDelay})
+			},
+			signs: []sign{
+				{target: "courier-1", kind: "dns/udp", result: "ok", answer: "17.57.144.21", window: measurements.ListenCutControlAgrees},
+				{target: "courier-1", kind: "tls", port: 5223, result: "ok"},
+			},
+			want: want{
+				network:  networkOK,
+				services: allServices(svcOK, nil),
+				apps:     appsWorking,
+				dns:      map[string]dnsWant{"courier-1": {verdict: verdictOK}},
+			},
+		},
+		scenario{
+			name: "dns-injection-lost-race-geo-push",
+			censor: func(l *lab) {
+				// The resolver gives another server of the name's than
+				// encrypted DNS does (geo-DNS), and a forged answer
+				// follows long after: the window ends when a handshake
+				// for the name verifies at the first answer, before the
+				// forgery, which applications never use.
+				l.lyingResolver(l.lyingZone(l.plan.Hosts(push), func(_ string, e *probetest.ZoneEntry) {
+					e.Addrs = []netip.Addr{netip.MustParseAddr(secondUpstreamAddr)}
+					e.Behavior = probetest.DNSSecondLate
+					e.Forged = []netip.Addr{netip.MustParseAddr(InjectedAddr)}
+					e.ForgeDelay = lostRaceDelay
+				}))
+			},
+			signs: []sign{
+				{target: "courier-1", kind: "dns/udp", result: "ok", answer: secondUpstreamAddr, window: measurements.ListenCutHandshakeVerified},
+				{target: "courier-1", kind: "tls", port: 5223, result: "ok"},
+			},
+			want: want{
+				network:  networkOK,
+				services: allServices(svcOK, nil),
+				apps:     appsWorking,
+				dns:      map[string]dnsWant{"courier-1": {verdict: verdictOK}},
+			},
+		},
+		scenario{
+			name: "dns-injection-slow-release-push",
+			censor: func(l *lab) {
+				// The injector wins the race and holds the genuine query
+				// long: the forged first answer disagrees with encrypted
+				// DNS and verifies nowhere, so the window runs full and
+				// the genuine answer behind it is heard.
+				l.injectDNSWith(InjectorConfig{Suffix: "push.apple.com", ReleaseDelay: slowReleaseDelay})
+			},
+			signs: []sign{
+				{target: "courier-1", kind: "dns/udp", result: "ok", answer: InjectedAddr, late: true, window: windowFull},
+				{target: "courier-1", kind: "dns/doh", result: "ok", answer: "17.57.144.21"},
+			},
+			want: want{
+				network:  networkOK,
+				services: allServices(svcOK, map[string]serviceWant{push: blockedBy("dns.injection")}),
+				apps:     appsBlocked,
 			},
 		},
 		scenario{

@@ -41,6 +41,11 @@ type InjectorConfig struct {
 	// ReleaseDelay separates the forged answer and the release of the
 	// genuine query; 0 means DefaultReleaseDelay.
 	ReleaseDelay time.Duration
+	// ForgeAfter, when set, makes an injector that loses the race: the
+	// genuine query is not held back (the censor adds no rule), and the
+	// forged answer follows it by ForgeAfter, behind the real
+	// resolver's.
+	ForgeAfter time.Duration
 }
 
 // Injector is an on-path DNS injector, as a national firewall runs one:
@@ -164,13 +169,24 @@ func (inj *Injector) handle(pkt []byte) {
 	if !ok {
 		return
 	}
+	if inj.cfg.ForgeAfter > 0 {
+		// The genuine query went on its way: the forged answer trails
+		// the real resolver's.
+		inj.later(inj.cfg.ForgeAfter, forged)
+		return
+	}
 	_ = inj.send(forged)
+	inj.later(inj.cfg.ReleaseDelay, original)
+}
+
+// later sends pkt after d, unless the injector is closed by then.
+func (inj *Injector) later(d time.Duration, pkt []byte) {
 	inj.mu.Lock()
 	defer inj.mu.Unlock()
 	if inj.closed {
 		return
 	}
-	inj.timers = append(inj.timers, time.AfterFunc(inj.cfg.ReleaseDelay, func() { _ = inj.send(original) }))
+	inj.timers = append(inj.timers, time.AfterFunc(d, func() { _ = inj.send(pkt) }))
 }
 
 // forge returns the forged answer to pkt and the genuine query rebuilt

@@ -45,7 +45,7 @@ const netnsConfDir = "/etc/netns"
 
 // lab is one set of namespaces and the helpers running in them.
 type lab struct {
-	t    *testing.T
+	t    testing.TB
 	plan *Plan
 	// Namespace names.
 	client, censor, internet string
@@ -72,7 +72,7 @@ var (
 
 // newLab builds the three namespaces and their links, and registers their
 // removal with t.Cleanup. It starts no server: see startInternet.
-func newLab(t *testing.T, plan *Plan) *lab {
+func newLab(t testing.TB, plan *Plan) *lab {
 	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
@@ -171,7 +171,7 @@ func removeNamespace(ns string) {
 
 // removeLeftovers deletes the namespaces and /etc/netns directories of
 // labs whose process is gone (a run killed before its cleanup).
-func removeLeftovers(t *testing.T) {
+func removeLeftovers(t testing.TB) {
 	names := map[string]bool{}
 	out, err := exec.Command("ip", "netns", "list").Output()
 	if err == nil {

@@ -16,7 +16,7 @@ import (
 const controlQUICTarget = "control-google-quic"
 
 // controlQUICAddr is the IPv4 address of the lab's control QUIC host.
-func controlQUICAddr(t *testing.T, plan *Plan) string {
+func controlQUICAddr(t testing.TB, plan *Plan) string {
 	t.Helper()
 	for _, tg := range plan.Catalog.Targets {
 		if tg.Name == controlQUICTarget && tg.Group == measurements.GroupControl && tg.Has("quic") {

@@ -102,7 +102,7 @@ var scenarios = []scenario{
 			l.injectDNS("push.apple.com")
 		},
 		signs: []sign{
-			{target: "courier-1", kind: "dns/udp", result: "ok", answer: InjectedAddr, late: true},
+			{target: "courier-1", kind: "dns/udp", result: "ok", answer: InjectedAddr, late: true, window: windowFull},
 			{target: "courier-1", kind: "dns/system", result: "ok", answer: InjectedAddr},
 			{target: "courier-1", kind: "dns/doh", result: "ok", answer: "17.57.144.21"},
 			{target: "init-ess", kind: "dns/udp", result: "ok", answer: "17.32.194.10"},

@@ -84,7 +84,17 @@ func Lookup(addr netip.Addr) (asn uint, name, cc string) {
 // address to what is stored, and private or reserved answers (a device of
 // the volunteer's network) are not looked up: they stay 0 and "".
 func AnnotateAnswers(obs []*measurements.Observation) {
-	annotate := func(answers []measurements.DNSAnswer) {
+	annotate(obs, true)
+}
+
+// AnnotateFirstAnswers is AnnotateAnswers for the first responses only:
+// it leaves DNSDetails.Late alone, which a lookup still listening fills.
+func AnnotateFirstAnswers(obs []*measurements.Observation) {
+	annotate(obs, false)
+}
+
+func annotate(obs []*measurements.Observation, late bool) {
+	each := func(answers []measurements.DNSAnswer) {
 		for i := range answers {
 			a := &answers[i]
 			if a.Type != "A" && a.Type != "AAAA" {
@@ -99,9 +109,12 @@ func AnnotateAnswers(obs []*measurements.Observation) {
 		if o == nil || o.DNS == nil {
 			continue
 		}
-		annotate(o.DNS.Answers)
+		each(o.DNS.Answers)
+		if !late {
+			continue
+		}
 		for i := range o.DNS.Late {
-			annotate(o.DNS.Late[i].Answers)
+			each(o.DNS.Late[i].Answers)
 		}
 	}
 }

@@ -142,4 +142,14 @@ func TestAnnotateAnswers(t *testing.T) {
 	if o.DNS.Answers[1].ASOrgName != "Google LLC" || o.DNS.Answers[2].ASOrgName != "" {
 		t.Errorf("AS names = %q, %q; want Google LLC and nothing for a private address", o.DNS.Answers[1].ASOrgName, o.DNS.Answers[2].ASOrgName)
 	}
+
+	first := &measurements.Observation{Step: measurements.StepDNS, DNS: &measurements.DNSDetails{
+		Answers: answers("8.8.8.8"),
+		Late:    []measurements.DNSResponse{{Rcode: "NOERROR", Answers: answers("2001:4860:4860::8888")}},
+	}}
+	AnnotateFirstAnswers([]*measurements.Observation{first, nil})
+	if first.DNS.Answers[0].ASN != 15169 || first.DNS.Late[0].Answers[0].ASN != 0 {
+		t.Errorf("AnnotateFirstAnswers: ASNs %d (first) and %d (late), want 15169 and the late one left alone",
+			first.DNS.Answers[0].ASN, first.DNS.Late[0].Answers[0].ASN)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -89,10 +88,7 @@ func TestAppleTrustReachesHandshakes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, dns.Addr())
-	}}
+	system := systemResolver(dns.Addr())
 	rec := &memRecorder{}
 	r := &Runner{Catalog: cat, Resolver: &dnsprobe.Resolver{Nameservers: []string{dns.Addr()}, System: system, ListenWindow: -1},
 		RootCAs: x509.NewCertPool(), Apple: apple, Recorder: rec}

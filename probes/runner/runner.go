@@ -20,6 +20,15 @@
 // The control goes first so that a residual block triggered by the target
 // name cannot spoil it.
 //
+// A target's connections start once every DNS engine has its first
+// response, while the plain lookups go on listening for late responses
+// (the signature of an injector racing the resolver). A window ends as
+// soon as injection is moot: when the first response agrees with the
+// encrypted control, or a handshake for the target's name verified at
+// its addresses (see windows); a first response that disagrees keeps the
+// full window. The lookups are recorded once their windows end, and the
+// addresses only late responses gave are measured then.
+//
 // The runner is not where observations are judged (that is analysis) nor
 // stored (that is the Recorder, usually a measurements.Store).
 package runner
@@ -143,7 +152,12 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	s := &state{r: r, cancel: cancel, summary: newSummary(), parent: ctx}
+	s := &state{r: r, cancel: cancel, summary: newSummary(), parent: ctx, res: r.Resolver}
+	if s.res == nil {
+		s.res = &dnsprobe.Resolver{}
+	}
+	// The DoH connections the lookups shared end with the run.
+	defer s.res.CloseIdleConnections()
 	parallel := r.Parallel
 	if parallel <= 0 {
 		parallel = DefaultParallel
@@ -180,6 +194,7 @@ func (r *Runner) Run(ctx context.Context) (*Summary, error) {
 // state is one Run's shared bookkeeping.
 type state struct {
 	r      *Runner
+	res    *dnsprobe.Resolver // Runner.Resolver or the default
 	parent context.Context
 	cancel context.CancelCauseFunc
 	pool   chan struct{}
@@ -239,18 +254,32 @@ func (s *state) measureTarget(ctx context.Context, t *measurements.Target, repea
 	if !s.acquire(ctx) {
 		return
 	}
-	dnsObs := s.resolver().LookupAll(ctx, t.Host, s.r.DoHURLs)
+	lookups := s.resolver().Start(ctx, t.Host, s.r.DoHURLs)
+	first := lookups.First()
 	s.release()
-	netid.AnnotateAnswers(dnsObs)
+	netid.AnnotateFirstAnswers(first)
 	// Chosen before recording: it marks the answers left unmeasured.
-	addrs := dnsprobe.Addresses(dnsObs)
+	addrs := dnsprobe.Addresses(first)
+	// The connections start at the first responses, while the plain
+	// lookups listen on; windows ends each window once injection is moot.
+	win := newWindows(t, lookups, first)
+	var wg sync.WaitGroup
+	s.measureAddrs(ctx, t, repeat, addrs, win.saw, &wg)
+	dnsObs := lookups.Wait()
+	netid.AnnotateAnswers(dnsObs) // the late responses' answers too
 	for _, o := range dnsObs {
 		s.record(ctx, t, repeat, o)
 	}
-	var wg sync.WaitGroup
 	// Addresses of late responses too: a verified handshake there shows a
 	// second answer is the name's (analysis tells them apart).
-	for _, addr := range append(addrs, dnsprobe.LateAddresses(dnsObs)...) {
+	s.measureAddrs(ctx, t, repeat, dnsprobe.LateAddresses(dnsObs), nil, &wg)
+	wg.Wait()
+}
+
+// measureAddrs starts a job per address and port of t on wg (see
+// measureEndpointAs for each), and records the addresses not measured.
+func (s *state) measureAddrs(ctx context.Context, t *measurements.Target, repeat int, addrs []netip.Addr, each func(*measurements.Observation), wg *sync.WaitGroup) {
+	for _, addr := range addrs {
 		if skip := s.skipReason(t, addr); skip != "" {
 			for _, port := range t.Ports {
 				s.recordSkipped(ctx, t, repeat, addr, port, skip)
@@ -264,34 +293,23 @@ func (s *state) measureTarget(ctx context.Context, t *measurements.Target, repea
 					return
 				}
 				defer s.release()
-				s.measureEndpoint(ctx, t, repeat, ap)
+				s.measureEndpointAs(ctx, t, repeat, ap, each)
 			})
 		}
 	}
-	wg.Wait()
 }
 
 // resolver is the Runner's resolver, or one with the system and DoH
 // engines only.
-func (s *state) resolver() *dnsprobe.Resolver {
-	if s.r.Resolver != nil {
-		return s.r.Resolver
-	}
-	return &dnsprobe.Resolver{}
-}
+func (s *state) resolver() *dnsprobe.Resolver { return s.res }
 
-// measureEndpoint runs every step the target asks for on one address and
-// port, in the order the package documentation gives.
-func (s *state) measureEndpoint(ctx context.Context, t *measurements.Target, repeat int, ap netip.AddrPort) {
-	s.measureEndpointAs(ctx, t, repeat, ap, nil)
-}
-
-// measureEndpointAs is measureEndpoint with mark, when set, applied to
-// every observation before it is recorded.
-func (s *state) measureEndpointAs(ctx context.Context, t *measurements.Target, repeat int, ap netip.AddrPort, mark func(*measurements.Observation)) {
+// measureEndpointAs runs every step the target asks for on one address
+// and port, in the order the package documentation gives; each, when
+// set, is called with every observation before it is recorded.
+func (s *state) measureEndpointAs(ctx context.Context, t *measurements.Target, repeat int, ap netip.AddrPort, each func(*measurements.Observation)) {
 	rec := func(o *measurements.Observation) {
-		if o != nil && mark != nil {
-			mark(o)
+		if o != nil && each != nil {
+			each(o)
 		}
 		s.record(ctx, t, repeat, o)
 	}

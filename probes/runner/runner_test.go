@@ -38,6 +38,15 @@ func (m *memRecorder) AddObservation(_ context.Context, o *measurements.Observat
 
 var _ Recorder = (*memRecorder)(nil)
 
+// systemResolver is a system engine that asks the test's DNS server at
+// addr: a test never sends a query to the machine's own resolver.
+func systemResolver(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+}
+
 // blackholeLab serves n names that all resolve to a port whose SYNs are
 // never answered, the way a censor dropping an address range behaves.
 func blackholeLab(t *testing.T, n int) (measurements.Catalog, *dnsprobe.Resolver) {
@@ -65,10 +74,7 @@ func blackholeLab(t *testing.T, n int) (measurements.Catalog, *dnsprobe.Resolver
 	}
 	// The system engine too asks the test server: a test never sends a
 	// query to the machine's own resolver.
-	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, srv.Addr())
-	}}
+	system := systemResolver(srv.Addr())
 	return cat, &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: system, ListenWindow: -1}
 }
 

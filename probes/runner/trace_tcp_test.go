@@ -64,11 +64,7 @@ func zoneResolver(t *testing.T, zone probetest.Zone) *dnsprobe.Resolver {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	system := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, srv.Addr())
-	}}
-	return &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: system, ListenWindow: -1}
+	return &dnsprobe.Resolver{Nameservers: []string{srv.Addr()}, System: systemResolver(srv.Addr()), ListenWindow: -1}
 }
 
 // traceSteps runs cat with plan as its confirmation pass and returns its

@@ -52,6 +52,7 @@ func cmdAnalyze(ctx context.Context, env *environ, args []string) error {
 	judged := make([]analysis.RunVerdicts, 0, len(runs))
 	for i, r := range runs {
 		if doc, ok := kept[r.ID]; ok && i < len(runs)-1 {
+			delete(kept, r.ID) // read once: its document can go
 			rv, err := decodeVerdicts(r, doc)
 			if err != nil {
 				return storeError(store, err)

@@ -205,6 +205,7 @@ func (l *runLoader) load(ctx context.Context, run measurements.Run) (export.Run,
 	}
 	r := export.Run{Run: run, Network: id, Targets: targets}
 	if doc, ok := l.kept[run.ID]; ok && run.ID != l.latest {
+		delete(l.kept, run.ID) // each run is loaded once: its document can go
 		rv, err := decodeVerdicts(run, doc)
 		if err != nil {
 			return export.Run{}, storeError(l.store, err)

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/reachprobe/reachprobe/analysis"
+	"github.com/reachprobe/reachprobe/analysis/export"
 	"github.com/reachprobe/reachprobe/analysis/htmlreport"
 	"github.com/reachprobe/reachprobe/measurements"
-	"github.com/reachprobe/reachprobe/measurements/export"
 	"github.com/reachprobe/reachprobe/probes/netid"
 )
 

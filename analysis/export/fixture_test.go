@@ -26,7 +26,7 @@ var fixtureNetwork = measurements.Identity{ProbeASN: 3320, ProbeNetworkName: "De
 // loadCase reads analysis/testdata/<name>/observations.json as run id.
 func loadCase(t testing.TB, name string, id int64) Run {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "analysis", "testdata", name, "observations.json"))
+	b, err := os.ReadFile(filepath.Join("..", "testdata", name, "observations.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

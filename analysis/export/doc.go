@@ -7,7 +7,9 @@
 // It is pure: the writers are functions of the runs they are given (and,
 // for OONI's annotations, of the platform they run on); they read no
 // database, clock or network. It is not where runs are measured (probes),
-// judged (analysis) or rendered for people (analysis/htmlreport).
+// judged (analysis) or rendered for people (analysis/htmlreport, its
+// neighbour: every format that carries verdicts lives under analysis, so
+// measurements, the data model, knows none).
 //
 // # Privacy
 //

@@ -187,16 +187,7 @@ func wantApp(t *testing.T, rep *report, app, verdict string) {
 // wantEvidence checks that a call endpoint's evidence says words.
 func wantEvidence(t *testing.T, rep *report, words string) {
 	t.Helper()
-	var seen []string
-	for _, e := range rep.Endpoints {
-		if e.Group == call {
-			if strings.Contains(e.Evidence, words) {
-				return
-			}
-			seen = append(seen, e.Evidence)
-		}
-	}
-	t.Errorf("no call endpoint's evidence says %q:\n%s", words, strings.Join(seen, "\n"))
+	wantGroupEvidence(t, rep, call, words)
 }
 
 // wantTrace checks that a trace step placed the stop at hop.

@@ -264,8 +264,11 @@ func kindOf(o *measurements.Observation, t *measurements.Target) string {
 			}
 			return transportTCP
 		}
-		if o.Trace != nil && o.Trace.Test.Payload == measurements.ArrivalQUICv1 && t.Has(transportQUIC) {
-			return transportQUIC // the trace of a QUIC endpoint
+		if o.Trace != nil && t.Has(transportQUIC) && (o.Trace.Test.Payload == measurements.ArrivalQUICv1 || !t.Has(transportUDP)) {
+			// The trace of a QUIC endpoint: its probes carry a QUIC
+			// Initial, and a target without plain UDP has no other
+			// endpoint a UDP trace could be of.
+			return transportQUIC
 		}
 		return transportUDP
 	}

@@ -333,7 +333,7 @@ func (w *world) confirm() {
 		if dest == 0 && tr.ReferenceAddress != "" {
 			// As the runner: the hop where another server of Apple's
 			// answers stands in for the address's.
-			ref := w.path.trace(tr.Address, tr.Port, "tcp", tr.ReferenceAddress, tr.ReferencePort, tr.ReferenceTarget, 0, "", "")
+			ref := w.path.trace(tr.Address, tr.Port, "tcp", tr.ReferenceAddress, tr.ReferencePort, tr.ReferenceTarget, 0, test, "")
 			w.recordTrace(t, ref)
 			for _, h := range ref.Hops {
 				if h.Role == "control" && h.Reply == measurements.TraceReplyDestination {

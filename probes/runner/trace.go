@@ -44,7 +44,7 @@ func (s *state) trace(ctx context.Context, t *measurements.Target, repeat int, t
 	}
 	dest := same.Stop.DestinationHop
 	if dest == 0 {
-		dest = s.referenceHop(ctx, t, repeat, tr, budget)
+		dest = s.referenceHop(ctx, t, repeat, tr, test, budget)
 	}
 	other := pathprobe.Run(ctx, pathprobe.Config{
 		Test: test, Control: pathprobe.Flow{Network: "udp", Dst: netip.AddrPortFrom(tr.Control, tr.Test.Port()), Payload: ctlPayload}, Budget: budget,

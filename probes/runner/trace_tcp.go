@@ -154,16 +154,17 @@ func (s *state) sweepHellos(ctx context.Context, t *measurements.Target, req Res
 
 // referenceHop is for a UDP trace whose TCP control to the same address
 // found no destination (everything to the address stops): it traces the
-// UDP flow against SYNs to tr.Reference, another server of Apple's, and
+// test flow (carrying what the trace's probes carry) against SYNs to
+// tr.Reference, another server of Apple's, and
 // returns the hop where that server answered, which stands in for the
 // test destination's; 0 when there is no reference or it did not answer.
 // The trace is recorded: the analysis says what the hop was taken from.
-func (s *state) referenceHop(ctx context.Context, t *measurements.Target, repeat int, tr TraceRequest, budget *pathprobe.Budget) int {
+func (s *state) referenceHop(ctx context.Context, t *measurements.Target, repeat int, tr TraceRequest, test pathprobe.Flow, budget *pathprobe.Budget) int {
 	if !tr.Reference.IsValid() || ctx.Err() != nil {
 		return 0
 	}
 	ref := pathprobe.Run(ctx, pathprobe.Config{
-		Test: pathprobe.Flow{Network: "udp", Dst: tr.Test}, Control: pathprobe.Flow{Network: "tcp", Dst: tr.Reference}, Budget: budget,
+		Test: test, Control: pathprobe.Flow{Network: "tcp", Dst: tr.Reference}, Budget: budget,
 	})
 	s.recordTrace(ctx, t, repeat, ref, tr.ReferenceTarget)
 	for _, h := range ref.Hops {

@@ -84,14 +84,20 @@ func pathPhrase(p *PathPlace) string {
 	case p.ASN == 0:
 		return fmt.Sprintf("hop %d, in a network that is unknown", p.Hop)
 	}
+	return hopInAS(p.Hop, p.ASN, p.ASName, p.OwnNetwork)
+}
+
+// hopInAS words a hop in a known network: "hop 2, inside AS64500
+// (Example ISP, the network you are on)".
+func hopInAS(hop int, asn uint, asName string, own bool) string {
 	var who []string
-	if p.ASName != "" {
-		who = append(who, p.ASName)
+	if asName != "" {
+		who = append(who, asName)
 	}
-	if p.OwnNetwork {
+	if own {
 		who = append(who, "the network you are on")
 	}
-	w := fmt.Sprintf("hop %d, inside AS%d", p.Hop, p.ASN)
+	w := fmt.Sprintf("hop %d, inside AS%d", hop, asn)
 	if len(who) > 0 {
 		w += " (" + strings.Join(who, ", ") + ")"
 	}
@@ -110,18 +116,7 @@ func placeWords(t *measurements.TraceDetails) string {
 	case s.ASN == 0:
 		return fmt.Sprintf("at hop %d, a router whose network is unknown", s.Hop)
 	}
-	var who []string
-	if s.ASName != "" {
-		who = append(who, s.ASName)
-	}
-	if ownASN(t) == s.ASN {
-		who = append(who, "the network you are on")
-	}
-	w := fmt.Sprintf("at hop %d, inside AS%d", s.Hop, s.ASN)
-	if len(who) > 0 {
-		w += " (" + strings.Join(who, ", ") + ")"
-	}
-	return w + " (a router at the border between two networks may carry its neighbour's AS)"
+	return "at " + hopInAS(s.Hop, s.ASN, s.ASName, ownASN(t) == s.ASN) + " (a router at the border between two networks may carry its neighbour's AS)"
 }
 
 // judgeTrace judges a silent UDP endpoint of Apple's by its traces. It

@@ -426,7 +426,18 @@ func StartDNS(addr string, zone Zone) (*DNSServer, error) {
 	s := &DNSServer{responder: newZoneResponder(zone, done), addr: pc.LocalAddr().String()}
 	s.udp = &dns.Server{PacketConn: pc, Handler: s.responder}
 	s.tcp = &dns.Server{Listener: ln, Handler: s.responder}
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+	if err := serveDNSPair(s.udp, s.tcp); err != nil {
+		close(done)
+		return nil, fmt.Errorf("starting DNS server: %w", err)
+	}
+	return s, nil
+}
+
+// serveDNSPair starts udp, then tcp, each on its own goroutine, and waits
+// until both serve. When either fails to start, both sockets are closed
+// and a UDP server that started is shut down.
+func serveDNSPair(udp, tcp *dns.Server) error {
+	for _, srv := range []*dns.Server{udp, tcp} {
 		started := make(chan struct{})
 		failed := make(chan error, 1)
 		srv.NotifyStartedFunc = func() { close(started) }
@@ -434,16 +445,15 @@ func StartDNS(addr string, zone Zone) (*DNSServer, error) {
 		select {
 		case <-started:
 		case err := <-failed:
-			close(done)
-			pc.Close()
-			ln.Close()
-			if srv == s.tcp {
-				_ = s.udp.Shutdown()
+			udp.PacketConn.Close()
+			tcp.Listener.Close()
+			if srv == tcp {
+				_ = udp.Shutdown()
 			}
-			return nil, fmt.Errorf("starting DNS server: %w", err)
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // listenDNS opens UDP and TCP sockets on the same address and port.

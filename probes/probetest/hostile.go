@@ -49,22 +49,9 @@ func StartHostileDNS(addr string, script DNSScript) (*HostileDNS, error) {
 	})
 	s.udp = &dns.Server{PacketConn: pc, Handler: handler, UDPSize: 65535}
 	s.tcp = &dns.Server{Listener: ln, Handler: handler}
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
-		started := make(chan struct{})
-		failed := make(chan error, 1)
-		srv.NotifyStartedFunc = func() { close(started) }
-		go func() { failed <- srv.ActivateAndServe() }()
-		select {
-		case <-started:
-		case err := <-failed:
-			close(s.done)
-			pc.Close()
-			ln.Close()
-			if srv == s.tcp {
-				_ = s.udp.Shutdown()
-			}
-			return nil, fmt.Errorf("starting hostile DNS server: %w", err)
-		}
+	if err := serveDNSPair(s.udp, s.tcp); err != nil {
+		close(s.done)
+		return nil, fmt.Errorf("starting hostile DNS server: %w", err)
 	}
 	return s, nil
 }

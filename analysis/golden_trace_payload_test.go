@@ -47,6 +47,15 @@ func payloadScenarios() []scenario {
 			}}
 		}, want: expectation{network: "ok|partial|unstable", services: allOK("call", "restricted"),
 			apps: map[string]string{"imessage": "working", "facetime": "restricted"}, noBlocked: true}},
+		{name: "honest_call_payload_host_ignores_stun", world: func() *world {
+			// Nothing is filtered: Apple's host answers the reserved
+			// version and ignores STUN and QUIC v1. The STUN probes draw
+			// every router's answer and then silence at the host itself:
+			// no stop before the destination's hop, so nothing is placed
+			// and silence is not read as a block.
+			return &world{targets: arrivalCatalog(3478), step: dropAppleUDP, arrival: appleAnswersReserved, path: isp()}
+		}, want: expectation{network: "ok", services: allOK("call", "inconclusive"),
+			apps: map[string]string{"imessage": "working", "facetime": "inconclusive"}, noBlocked: true}},
 		{name: "call_payload_path_no_icmp", world: func() *world {
 			// The Apple-only filter, and routers that send no ICMP: the
 			// place is unknown, nothing is read from it.
@@ -71,6 +80,7 @@ func TestPayloadTraceGoldenWords(t *testing.T) {
 		{"call_payload_path_dropped_in_isp", []string{"STUN requests to Apple's call servers are dropped at hop 2, inside AS64500 (Example ISP, the network you are on)", "what the datagrams carry is what is targeted"}},
 		{"call_payload_path_filtered_for_all", []string{"a filter of this network on what datagrams carry, for every destination, not a block aimed at Apple"}},
 		{"call_payload_path_no_icmp", []string{"where the datagrams stop is unknown", "not called blocked"}},
+		{"honest_call_payload_host_ignores_stun", []string{"not called blocked"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 var goldenDigests = map[int]string{
 	1: "8803976923f7d7513729ab2abac812b34dd6f86bbd84d0781554385642854df5",
 	2: "73c3031c70f25be521fbd5c30a54501cd592d96ef26d692ba51d49483492a920",
-	3: "3957764fc2ba68a037e6c947a130cd80c04cc88cd148c34b879b0dd59de3970d",
+	3: "637b656b2048a24d9df982e0e8f029edb3df167c3e24a21e23184cb7ced26e3b",
 }
 
 func TestVersionPinsGolden(t *testing.T) {

@@ -203,17 +203,8 @@ func (j *endpointJudge) judgeUDP(r *judged) {
 			}
 			return
 		}
-		ref := j.ss.otherUDP(r.family, r.e.addr)
-		if onlyWebUDP(r, ref, what, MethodUDPTimeout) {
-			return
-		}
+		ref := j.udpReference(r, what, MethodUDPTimeout, "got an answer in every try over %s, so UDP may be blocked or lost everywhere")
 		if ref == nil {
-			if j.ss.controlsAllFailed() {
-				j.unattributable(r, what)
-				return
-			}
-			r.v.Verdict = VerdictInconclusive
-			r.v.Evidence = what + fmt.Sprintf("; no other UDP (control STUN server, QUIC) got an answer in every try over %s, so UDP may be blocked or lost everywhere", familyName(r.family))
 			return
 		}
 		r.lossLike = true
@@ -387,22 +378,35 @@ func (j *endpointJudge) udpRejected(r *judged, ts tries) {
 	if j.udpPortScope(r, what) {
 		return
 	}
-	ref := j.ss.otherUDP(r.family, r.e.addr)
-	if onlyWebUDP(r, ref, what, MethodUDPRejected) {
-		return
-	}
+	ref := j.udpReference(r, what, MethodUDPRejected, "got through in every try over %s, so it may be this network's policy for all UDP")
 	if ref == nil {
-		if j.ss.controlsAllFailed() {
-			j.unattributable(r, what)
-			return
-		}
-		r.v.Verdict = VerdictInconclusive
-		r.v.Evidence = what + fmt.Sprintf("; no other UDP (control STUN server, QUIC) got through in every try over %s, so it may be this network's policy for all UDP", familyName(r.family))
 		return
 	}
 	r.candidate = MethodUDPRejected
 	r.v.Control = udpControlWords(ref)
 	r.v.Evidence = what + ", by a firewall on the path; " + r.v.Control
+}
+
+// udpReference returns the other UDP of r's family that got through (a
+// control STUN server, a QUIC handshake): what a silent or rejected UDP
+// endpoint is judged against. It returns nil when it has closed r: when
+// only QUIC on port 443 got through (onlyWebUDP), when every control
+// failed, or when no other UDP did (noRef, given the family's name, says
+// what that may mean).
+func (j *endpointJudge) udpReference(r *judged, what, method, noRef string) *series {
+	ref := j.ss.otherUDP(r.family, r.e.addr)
+	if onlyWebUDP(r, ref, what, method) {
+		return nil
+	}
+	if ref == nil {
+		if j.ss.controlsAllFailed() {
+			j.unattributable(r, what)
+			return nil
+		}
+		r.v.Verdict = VerdictInconclusive
+		r.v.Evidence = what + "; no other UDP (control STUN server, QUIC) " + fmt.Sprintf(noRef, familyName(r.family))
+	}
+	return ref
 }
 
 // udpControlWords says what the UDP that got through (ref, a control STUN
